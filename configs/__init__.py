@@ -1,0 +1,1 @@
+"""Packaged YAML configuration files (``tiling.yaml``, ...), read with :func:`liposcope.config.load_yaml`."""

@@ -1,0 +1,1 @@
+"""ihc: see README.md (work in progress)."""

@@ -1,0 +1,1 @@
+"""inference: see README.md (work in progress)."""

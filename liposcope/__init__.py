@@ -1,0 +1,3 @@
+"""liposcope: whole-slide image analysis for liposarcoma."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""The ``liposcope`` command line: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+from liposcope import __version__
+from liposcope.errors import LiposcopeError
+
+log = logging.getLogger("liposcope")
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+SUBTYPES = ("WDLPS", "DDLPS", "MLPS", "PLPS")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 1 internal error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args.handler(args))
+    except LiposcopeError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted; rerun the same command to resume")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="liposcope",
+        description="Whole-slide image analysis for liposarcoma (research use, not for diagnosis).",
+    )
+    parser.add_argument("--version", action="version", version=f"liposcope {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks for internal errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only, no progress bars")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_synth(sub)
+    _add_tile(sub)
+    return parser
+
+
+def _command(sub: Subparsers, name: str, summary: str, handler: Callable[..., int], epilog: str = ""
+             ) -> argparse.ArgumentParser:  # fmt: skip
+    p = sub.add_parser(
+        name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _add_slides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (any openslide format)")
+    p.add_argument("--out", required=True, type=Path, help="output folder; results go to OUT/<slide_id>/")
+    p.add_argument(
+        "--slide-mpp", type=float, metavar="M", help="level-0 µm per pixel, for slides whose metadata lacks it"
+    )
+
+
+# -- synth -----------------------------------------------------------------------------------------
+def _add_synth(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "synth",
+        "Generate synthetic pyramidal H&E slides with ground truth (for tests, demos, benchmarks).",
+        _synth,
+        epilog="examples:\n  liposcope synth out/ --subtype DDLPS --seed 3\n  liposcope synth cohort/ --cohort 40",
+    )
+    p.add_argument("out", type=Path, metavar="OUT", help="folder for <slide_id>.tiff and its ground-truth sidecar")
+    p.add_argument("--subtype", choices=SUBTYPES, default="DDLPS", help="subtype of a single slide (default DDLPS)")
+    p.add_argument("--cohort", type=int, metavar="N", help="write N slides across subtypes and OUT/labels.csv")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--width", type=int, default=6000, help="level-0 width in pixels (default 6000)")
+    p.add_argument("--height", type=int, default=4000, help="level-0 height in pixels (default 4000)")
+    p.add_argument("--mpp", type=float, default=0.5, help="level-0 µm per pixel (default 0.5, ≈20x)")
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from wsi.synth import write_cohort, write_slide
+
+    if args.cohort:
+        labels = write_cohort(
+            args.out, n_slides=args.cohort, seed=args.seed, width_px=args.width, height_px=args.height, mpp=args.mpp
+        )
+        print(f"wrote {args.cohort} slides and {labels}")  # noqa: T201
+        return 0
+    path = args.out / f"synth-{args.subtype.lower()}-{args.seed}.tiff"
+    write_slide(path, label=args.subtype, seed=args.seed, width_px=args.width, height_px=args.height, mpp=args.mpp)
+    print(f"wrote {path}")  # noqa: T201
+    return 0
+
+
+# -- tile --------------------------------------------------------------------------------------------
+def _add_tile(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "tile",
+        "Detect tissue and build a grid of tiles at a physical resolution.",
+        _tile,
+        epilog=(
+            "writes OUT/<slide_id>/tiles.h5 (dataset coords: level-0 x,y of each tile), tissue.png (check it),\n"
+            "and with --save-images OUT/<slide_id>/tiles/x<X>_y<Y>.jpg. Finished slides are skipped on rerun.\n"
+            "example:\n  liposcope tile slides/*.svs --out out --mpp 0.5 --tile-size 256"
+        ),
+    )
+    _add_slides(p)
+    p.add_argument("--mpp", type=float, help="tile resolution in µm per pixel (default 0.5)")
+    p.add_argument("--tile-size", type=int, help="tile side in pixels at --mpp (default 256)")
+    p.add_argument("--overlap", type=int, help="overlap between tiles in pixels at --mpp (default 0)")
+    p.add_argument("--min-tissue", type=float, help="keep tiles with at least this tissue fraction (default 0.5)")
+    p.add_argument("--save-images", action="store_true", help="also write the tiles as JPEGs (for tile training)")
+    p.add_argument("--config", type=Path, help="YAML overriding configs/tiling.yaml (tile and tissue settings)")
+
+
+def _tile(args: argparse.Namespace) -> int:
+    from wsi.tiling import tile_slide, tiling_config
+
+    spec, tissue = tiling_config(
+        args.config, target_mpp=args.mpp, tile_px=args.tile_size, overlap_px=args.overlap, min_tissue=args.min_tissue
+    )
+
+    def job(path: Path) -> str:
+        grid, skipped = tile_slide(path, args.out, spec, tissue, slide_mpp=args.slide_mpp, save_images=args.save_images)
+        return f"{'skipped, ' if skipped else ''}{len(grid)} tiles of {spec.tile_px} px at {spec.target_mpp} µm/px"
+
+    return _run(args.slides, job, "tiling")
+
+
+def _run(slides: Sequence[str], job: Callable[[Path], str], desc: str) -> int:
+    """Run ``job`` per slide, print the summary, return the batch's exit status."""
+    from liposcope.batch import exit_code, run_batch, summary
+
+    outcomes = run_batch(slides, job, desc=desc)
+    print(summary(outcomes))  # noqa: T201
+    return exit_code(outcomes)
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    from liposcope.progress import set_enabled
+
+    set_enabled(not quiet)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    logging.addLevelName(logging.ERROR, "error")
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(logging.INFO, "info")

@@ -1,0 +1,1 @@
+"""mitoses: see README.md (work in progress)."""

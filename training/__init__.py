@@ -1,0 +1,1 @@
+"""training: see README.md (work in progress)."""

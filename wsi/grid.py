@@ -1,0 +1,168 @@
+"""Tile grids: level-0 coordinates of tiles at a physical resolution, saved as ``tiles.h5``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from liposcope import __version__
+from liposcope.config import from_dict, load_yaml
+from liposcope.errors import ConfigError, NoTissueError, SlideError, where
+from liposcope.io import atomic_path
+from wsi.slide import Slide
+from wsi.tissue import TissueMask
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """Tiles of ``tile_px`` pixels at ``target_mpp`` µm/px, overlapping by ``overlap_px``, kept at ≥ ``min_tissue``."""
+
+    target_mpp: float
+    tile_px: int
+    overlap_px: int
+    min_tissue: float
+
+    def __post_init__(self) -> None:
+        problems = [
+            (self.target_mpp <= 0, f"target mpp {self.target_mpp} must be positive"),
+            (self.tile_px < 8, f"tile size {self.tile_px} px must be at least 8"),
+            (not 0 <= self.overlap_px < self.tile_px, f"overlap {self.overlap_px} px must be in [0, tile size)"),
+            (not 0.0 <= self.min_tissue <= 1.0, f"min tissue {self.min_tissue} must be in [0, 1]"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ConfigError(where("tiling", message, "fix the value"))
+
+    @classmethod
+    def default(cls) -> TileSpec:
+        """The packaged defaults from ``configs/tiling.yaml``."""
+        data = {k: v for k, v in load_yaml("tiling").items() if k != "tissue"}
+        return from_dict(cls, data, "configs/tiling.yaml")
+
+    def size_level0(self, slide_mpp: float) -> int:
+        """Tile side in level-0 pixels."""
+        return max(1, round(self.tile_px * self.target_mpp / slide_mpp))
+
+    def step_level0(self, slide_mpp: float) -> int:
+        """Distance between neighbouring tiles in level-0 pixels."""
+        return max(1, round((self.tile_px - self.overlap_px) * self.target_mpp / slide_mpp))
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiles of one slide: ``coords_level0`` (N × 2, x, y of each top-left corner) and their tissue fraction."""
+
+    coords_level0: np.ndarray
+    tissue_fraction: np.ndarray
+    spec: TileSpec
+    tile_size_level0: int
+    slide_mpp: float
+    mpp_source: str
+    slide_id: str
+    slide_path: str
+
+    def __len__(self) -> int:
+        return len(self.coords_level0)
+
+    def attrs(self) -> dict[str, Any]:
+        """HDF5 attributes describing the grid (the ``tiles.h5`` contract)."""
+        return {
+            "target_mpp": self.spec.target_mpp,
+            "tile_size": self.spec.tile_px,
+            "tile_size_level0": self.tile_size_level0,
+            "overlap": self.spec.overlap_px,
+            "min_tissue": self.spec.min_tissue,
+            "slide_mpp": self.slide_mpp,
+            "mpp_source": self.mpp_source,
+            "slide_id": self.slide_id,
+            "slide_path": self.slide_path,
+            "version": __version__,
+        }
+
+    def save(self, path: str | Path, extra_attrs: dict[str, Any] | None = None) -> None:
+        """Write ``coords`` and ``tissue_fraction`` datasets with attributes, atomically."""
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+            h5.create_dataset("coords", data=self.coords_level0.astype(np.int64))
+            h5.create_dataset("tissue_fraction", data=self.tissue_fraction.astype(np.float32))
+            for key, value in {**self.attrs(), **(extra_attrs or {})}.items():
+                h5.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TileGrid:
+        """Read a grid written by :meth:`save`.
+
+        Raises:
+            SlideError: the file is not a liposcope tile grid.
+        """
+        try:
+            with h5py.File(path, "r") as h5:
+                a = dict(h5.attrs)
+                spec = TileSpec(float(a["target_mpp"]), int(a["tile_size"]), int(a["overlap"]), float(a["min_tissue"]))
+                return cls(
+                    coords_level0=h5["coords"][:],
+                    tissue_fraction=h5["tissue_fraction"][:],
+                    spec=spec,
+                    tile_size_level0=int(a["tile_size_level0"]),
+                    slide_mpp=float(a["slide_mpp"]),
+                    mpp_source=str(a["mpp_source"]),
+                    slide_id=str(a["slide_id"]),
+                    slide_path=str(a["slide_path"]),
+                )
+        except (OSError, KeyError) as exc:
+            msg = where(path, f"not a liposcope tile grid ({exc})", "re-run `liposcope tile` to create it")
+            raise SlideError(msg) from exc
+
+
+def build_grid(slide: Slide, mask: TissueMask, spec: TileSpec) -> TileGrid:
+    """Tiles of ``spec`` over the slide, kept where the tissue fraction is at least ``spec.min_tissue``.
+
+    Raises:
+        SlideError: a tile is larger than the slide.
+        NoTissueError: no tile has enough tissue.
+
+    Example:
+        >>> grid = build_grid(slide, detect_tissue(slide)[0], TileSpec.default())  # doctest: +SKIP
+    """
+    check_tile_fits(slide, spec)
+    size0, step0 = spec.size_level0(slide.mpp), spec.step_level0(slide.mpp)
+    width, height = slide.dimensions
+    xs, ys = np.arange(0, width - size0 + 1, step0), np.arange(0, height - size0 + 1, step0)
+    coords = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.int64)
+    fraction = mask.fraction_in_boxes(coords, size0)
+    keep = fraction >= max(spec.min_tissue, 1e-6)
+    if not keep.any():
+        msg = where(
+            slide.path,
+            f"no tile has at least {spec.min_tissue:.0%} tissue ({mask.area_mm2:.2f} mm² of tissue found)",
+            "lower --min-tissue or --tile-size",
+        )
+        raise NoTissueError(msg)
+    return TileGrid(
+        coords_level0=coords[keep],
+        tissue_fraction=fraction[keep],
+        spec=spec,
+        tile_size_level0=size0,
+        slide_mpp=slide.mpp,
+        mpp_source=slide.mpp_source or "unknown",
+        slide_id=slide.slide_id,
+        slide_path=str(slide.path.resolve()),
+    )
+
+
+def check_tile_fits(slide: Slide, spec: TileSpec) -> None:
+    """Raise ``SlideError`` if one tile of ``spec`` is larger than the slide."""
+    size0 = spec.size_level0(slide.mpp)
+    width, height = slide.dimensions
+    if size0 > min(width, height):
+        msg = where(
+            slide.path,
+            f"a {spec.tile_px}-px tile at {spec.target_mpp} µm/px spans {size0} level-0 px "
+            f"but the slide is only {width}x{height} px",
+            "use a smaller --tile-size or a finer --mpp",
+        )
+        raise SlideError(msg)

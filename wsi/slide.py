@@ -1,0 +1,288 @@
+"""Slide access: an openslide wrapper that knows its physical resolution.
+
+``Slide`` only reads. Tissue detection, tile grids and features are free functions taking a ``Slide``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import cv2
+import numpy as np
+import openslide
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+from liposcope.errors import MissingMPPError, SlideError, where
+
+log = logging.getLogger(__name__)
+
+#: Level-0 µm/px outside this range is not a microscope scan (e.g. a 72-dpi TIFF tag) and is ignored.
+PLAUSIBLE_MPP = (0.05, 20.0)
+FORMATS_HINT = (
+    "use a format openslide reads (.svs, .ndpi, .mrxs, .scn, .bif, DICOM, tiled TIFF) or a PNG/JPEG/TIFF image"
+)
+
+
+@dataclass(frozen=True)
+class MPP:
+    """Level-0 microns per pixel and where the value came from (``openslide``, ``tiff`` or ``user``)."""
+
+    value: float
+    source: str
+
+
+def slide_id_from_path(path: str | Path) -> str:
+    """The slide's id: its file name without the extension.
+
+    Example:
+        >>> slide_id_from_path("/data/case 12.svs")
+        'case 12'
+    """
+    return Path(path).stem
+
+
+class Slide:
+    """A whole-slide image opened with openslide, with mpp-aware reads.
+
+    Args:
+        path: slide file (any openslide format, or a plain PNG/JPEG/TIFF image).
+        mpp: level-0 µm/px given by the user (``--slide-mpp``); it wins over the file's metadata.
+
+    Raises:
+        SlideError: the file is missing, empty, not a slide or cannot be opened.
+
+    Example:
+        >>> with Slide("case.svs") as s:  # doctest: +SKIP
+        ...     tile = s.read_region_at_mpp((0, 0), (256, 256), target_mpp=0.5)
+    """
+
+    def __init__(self, path: str | Path, *, mpp: float | None = None) -> None:
+        self.path = Path(path)
+        self.slide_id = slide_id_from_path(self.path)
+        self._osr = _open(self.path)
+        self._mpp, self.mpp_note = _resolve_mpp(self.path, self._osr, mpp)
+
+    # -- openslide surface -------------------------------------------------------------------
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 (width, height) in pixels."""
+        return tuple(self._osr.dimensions)  # type: ignore[return-value]
+
+    @property
+    def level_count(self) -> int:
+        return int(self._osr.level_count)
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        return tuple(tuple(d) for d in self._osr.level_dimensions)  # type: ignore[misc]
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        return tuple(float(d) for d in self._osr.level_downsamples)
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return dict(self._osr.properties)
+
+    @property
+    def vendor(self) -> str:
+        return self.properties.get(openslide.PROPERTY_NAME_VENDOR, "image")
+
+    @property
+    def objective_power(self) -> float | None:
+        value = self.properties.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER)
+        return float(value) if value else None
+
+    # -- physical resolution -----------------------------------------------------------------
+    @property
+    def mpp(self) -> float:
+        """Level-0 µm/px.
+
+        Raises:
+            MissingMPPError: neither the file nor the user gave one.
+        """
+        if self._mpp is None:
+            msg = where(self.path, f"slide has no usable mpp ({self.mpp_note})", "pass --slide-mpp M (µm per pixel)")
+            raise MissingMPPError(msg)
+        return self._mpp.value
+
+    @property
+    def mpp_source(self) -> str | None:
+        """``openslide``, ``tiff``, ``user`` or ``None`` when unknown."""
+        return self._mpp.source if self._mpp else None
+
+    def best_level_for_mpp(self, target_mpp: float) -> int:
+        """The coarsest level that is still at least as fine as ``target_mpp`` (level 0 if none is)."""
+        best = 0
+        for level, ds in enumerate(self.level_downsamples):
+            if self.mpp * ds <= target_mpp * (1 + 1e-3):
+                best = level
+        return best
+
+    # -- pixels ---------------------------------------------------------------------------------
+    def read_region(self, xy_level0: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
+        """RGB uint8 array (h × w × 3) of ``size`` level pixels at level-0 ``xy_level0``.
+
+        Transparent pixels (outside the scanned area) come back white.
+
+        Raises:
+            SlideError: openslide cannot decode the pixels (corrupt or truncated file).
+        """
+        try:
+            rgba = np.asarray(self._osr.read_region(xy_level0, level, size))
+        except openslide.OpenSlideError as exc:
+            msg = where(self.path, f"pixel data cannot be read ({exc})", "the file is corrupt or truncated; re-copy it")
+            raise SlideError(msg) from exc
+        return _on_white(rgba)
+
+    def read_region_at_mpp(
+        self, xy_level0: tuple[int, int], size_px: tuple[int, int], target_mpp: float, *, level: int | None = None
+    ) -> np.ndarray:
+        """RGB array of ``size_px`` (w, h) pixels at ``target_mpp``, its top-left at level-0 ``xy_level0``.
+
+        Reads from ``level`` (default: the coarsest level not coarser than needed), then resizes.
+        """
+        level = self.best_level_for_mpp(target_mpp) if level is None else level
+        scale = target_mpp / (self.mpp * self.level_downsamples[level])
+        read = (max(1, round(size_px[0] * scale)), max(1, round(size_px[1] * scale)))
+        return resize(self.read_region(xy_level0, level, read), size_px)
+
+    def read_overview(self, target_mpp: float, *, strip_px: int = 1024) -> np.ndarray:
+        """The whole slide at ``target_mpp`` (coarse), read in strips so memory stays flat."""
+        width0, height0 = self.dimensions
+        scale0 = target_mpp / self.mpp  # level-0 px per output px
+        out_w, out_h = max(1, math.floor(width0 / scale0)), max(1, math.floor(height0 / scale0))
+        out = np.empty((out_h, out_w, 3), np.uint8)
+        for row in range(0, out_h, strip_px):
+            rows = min(strip_px, out_h - row)
+            out[row : row + rows] = self.read_region_at_mpp((0, round(row * scale0)), (out_w, rows), target_mpp)
+        return out
+
+    def thumbnail(self, max_px: int = 1024) -> np.ndarray:
+        """RGB thumbnail whose longer side is at most ``max_px``."""
+        try:
+            image = self._osr.get_thumbnail((max_px, max_px)).convert("RGB")
+        except openslide.OpenSlideError as exc:
+            msg = where(self.path, f"thumbnail cannot be read ({exc})", "the file is corrupt or truncated; re-copy it")
+            raise SlideError(msg) from exc
+        return np.asarray(image, dtype=np.uint8)
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the slide for provenance records."""
+        return {
+            "slide_path": str(self.path.resolve()),
+            "slide_id": self.slide_id,
+            "vendor": self.vendor,
+            "dimensions": list(self.dimensions),
+            "level_downsamples": list(self.level_downsamples),
+            "objective_power": self.objective_power,
+            "slide_mpp": self._mpp.value if self._mpp else None,
+            "mpp_source": self.mpp_source,
+        }
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._osr.close()
+
+    def __enter__(self) -> Slide:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Slide({str(self.path)!r}, dimensions={self.dimensions}, mpp={self._mpp})"
+
+
+def open_slide(path: str | Path, *, mpp: float | None = None) -> Slide:
+    """Open a slide (see :class:`Slide`).
+
+    Example:
+        >>> slide = open_slide("case.svs", mpp=None)  # doctest: +SKIP
+    """
+    return Slide(path, mpp=mpp)
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` (w, h): area averaging when shrinking, bilinear when enlarging."""
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image
+    shrink = size[0] * size[1] < w * h
+    resized: np.ndarray = cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return resized
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite RGBA onto white and drop alpha."""
+    alpha = rgba[..., 3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgba[..., :3])
+    a = alpha[..., None].astype(np.float32) / 255.0
+    return (rgba[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+
+
+def _open(path: Path) -> openslide.AbstractSlide:
+    if not path.exists():
+        raise SlideError(where(path, "no such file", "check the path"))
+    if path.is_dir():
+        raise SlideError(where(path, "is a folder, not a slide file", "pass the slide file itself"))
+    if path.stat().st_size == 0:
+        raise SlideError(where(path, "file is empty (0 bytes)", "re-copy or re-export the slide"))
+    try:
+        if openslide.OpenSlide.detect_format(str(path)) is not None:
+            return openslide.OpenSlide(str(path))
+        with Image.open(path) as image:
+            image.verify()
+        return openslide.ImageSlide(str(path))
+    except (UnidentifiedImageError, openslide.OpenSlideUnsupportedFormatError) as exc:
+        raise SlideError(where(path, "not a slide or image that can be read", FORMATS_HINT)) from exc
+    except (openslide.OpenSlideError, OSError, SyntaxError, ValueError) as exc:
+        msg = where(path, f"cannot be opened ({exc})", "the file may be truncated or corrupt; re-copy or convert it")
+        raise SlideError(msg) from exc
+
+
+def _resolve_mpp(path: Path, osr: openslide.AbstractSlide, user: float | None) -> tuple[MPP | None, str]:
+    """Pick the level-0 mpp: the user's value, else openslide's properties, else TIFF resolution tags."""
+    found: list[MPP] = []
+    props = osr.properties
+    if openslide.PROPERTY_NAME_MPP_X in props:
+        x, y = float(props[openslide.PROPERTY_NAME_MPP_X]), float(props.get(openslide.PROPERTY_NAME_MPP_Y, 0) or 0)
+        if y and abs(x - y) > 0.01 * x:
+            log.warning("%s: pixels are not square (mpp x %.4f, y %.4f); using x", path, x, y)
+        found.append(MPP(x, "openslide"))
+    elif (tag := _tiff_mpp(path)) is not None:
+        found.append(MPP(tag, "tiff"))
+    if user is not None:
+        if user <= 0:
+            raise SlideError(where(path, f"--slide-mpp {user} is not positive", "pass µm per pixel, e.g. 0.25"))
+        if found and abs(found[0].value - user) > 0.05 * user:
+            log.warning("%s: file says %.4f µm/px, using --slide-mpp %.4f", path, found[0].value, user)
+        return MPP(user, "user"), "given by the user"
+    if not found:
+        return None, "none in the file's metadata"
+    lo, hi = PLAUSIBLE_MPP
+    if not lo <= found[0].value <= hi:
+        return None, f"the file says {found[0].value:g} µm/px, not a microscope scale"
+    return found[0], f"from {found[0].source}"
+
+
+def _tiff_mpp(path: Path) -> float | None:
+    """µm/px from a TIFF's XResolution/ResolutionUnit tags, if the file is a TIFF with them."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags  # type: ignore[union-attr]
+            unit, res = tags.get("ResolutionUnit"), tags.get("XResolution")
+            if unit is None or res is None:
+                return None
+            num, den = res.value
+            per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit.value))
+            return per_unit * den / num if per_unit and num else None
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
+        return None

@@ -1,0 +1,139 @@
+"""``tile_slide``: one slide in, ``OUT/<slide_id>/{tiles.h5, tissue.png, tiles/}`` out; resumable."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+
+from liposcope.config import from_dict, load_yaml, merge
+from liposcope.io import atomic_path, output_dir, provenance, write_png
+from liposcope.progress import progress
+from wsi.grid import TileGrid, TileSpec, build_grid, check_tile_fits
+from wsi.reader import TileReader
+from wsi.slide import Slide, resize, slide_id_from_path
+from wsi.tissue import TissueMask, TissueParams, detect_tissue
+
+TILES_H5, TISSUE_PNG, TILE_IMAGES = "tiles.h5", "tissue.png", "tiles"
+
+
+def tile_slide(
+    slide_path: str | Path,
+    out: str | Path,
+    spec: TileSpec | None = None,
+    tissue: TissueParams | None = None,
+    *,
+    slide_mpp: float | None = None,
+    save_images: bool = False,
+) -> tuple[TileGrid, bool]:
+    """Detect tissue, build the tile grid and write it under ``out/<slide_id>/``.
+
+    A slide whose ``tiles.h5`` already matches these settings is skipped.
+
+    Returns:
+        The grid, and whether it was loaded from a previous run.
+
+    Raises:
+        LiposcopeError: bad slide, unknown mpp, no tissue or a tile larger than the slide;
+            nothing is left behind for this slide.
+
+    Example:
+        >>> grid, skipped = tile_slide("case.svs", "out")  # doctest: +SKIP
+        >>> grid.coords_level0.shape  # doctest: +SKIP
+        (1234, 2)
+    """
+    spec, tissue = spec or TileSpec.default(), tissue or TissueParams.default()
+    folder = Path(out) / slide_id_from_path(slide_path)
+    settings = _settings(spec, tissue, save_images)
+    if is_complete(folder, settings, slide_path, slide_mpp):
+        return TileGrid.load(folder / TILES_H5), True
+    with Slide(slide_path, mpp=slide_mpp) as slide:
+        check_tile_fits(slide, spec)
+        mask, overview = detect_tissue(slide, tissue)
+        grid = build_grid(slide, mask, spec)
+        with output_dir(folder):
+            write_png(folder / TISSUE_PNG, draw_tissue(overview, mask, grid))
+            if save_images:
+                with atomic_path(folder / TILE_IMAGES) as tmp:
+                    write_tile_images(TileReader(slide, grid), tmp)
+            extra = {
+                "settings": settings,
+                "tissue_area_mm2": mask.area_mm2,
+                "tissue_threshold_od": mask.threshold_od,
+                "provenance": provenance(slide=slide.describe()),
+            }
+            grid.save(folder / TILES_H5, extra)
+    return grid, False
+
+
+def _settings(spec: TileSpec, tissue: TissueParams, save_images: bool) -> dict[str, object]:
+    return {"tiling": asdict(spec), "tissue": asdict(tissue), "save_images": save_images}
+
+
+def is_complete(folder: Path, settings: dict[str, object], slide_path: str | Path, slide_mpp: float | None) -> bool:
+    """True if ``folder`` holds a finished grid made from this slide with these settings."""
+    path = folder / TILES_H5
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as h5:
+            attrs = dict(h5.attrs)
+    except OSError:
+        return False
+    same = (
+        json.loads(str(attrs.get("settings", "null"))) == json.loads(json.dumps(settings))
+        and attrs.get("slide_path") == str(Path(slide_path).resolve())
+        and (slide_mpp is None or attrs.get("slide_mpp") == slide_mpp)
+    )
+    return bool(same) and (not settings["save_images"] or (folder / TILE_IMAGES).is_dir())
+
+
+def write_tile_images(reader: TileReader, folder: Path, quality: int = 90) -> None:
+    """Write every tile as ``x<X>_y<Y>.jpg`` (level-0 top-left corner) under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    coords = reader.grid.coords_level0
+    bar = progress(reader, total=len(reader.blocks), desc=f"{reader.slide.slide_id} tiles", unit="block")
+    for indices, tiles in bar:
+        for index, tile in zip(indices, tiles, strict=True):
+            x, y = coords[index]
+            name = folder / f"x{x}_y{y}.jpg"
+            cv2.imwrite(str(name), tile[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+
+
+def draw_tissue(overview: np.ndarray, mask: TissueMask, grid: TileGrid, max_px: int = 2048) -> np.ndarray:
+    """The overview with the tissue contour (green) and the kept tiles (blue) drawn on it."""
+    scale = min(1.0, max_px / max(overview.shape[:2]))
+    size = (max(1, round(overview.shape[1] * scale)), max(1, round(overview.shape[0] * scale)))
+    canvas = np.ascontiguousarray(resize(overview, size))
+    to_px = scale / mask.downsample  # level-0 px → canvas px
+    side = max(1, round(grid.tile_size_level0 * to_px))
+    for x, y in np.rint(grid.coords_level0 * to_px).astype(int):
+        cv2.rectangle(canvas, (x, y), (x + side, y + side), (40, 90, 220), 1)
+    outline = cv2.resize(mask.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(canvas, contours, -1, (0, 170, 0), max(1, round(2 * max(size) / 1024)))
+    return canvas
+
+
+def tiling_config(path: str | Path | None = None, **overrides: object) -> tuple[TileSpec, TissueParams]:
+    """Packaged ``configs/tiling.yaml``, updated by a user file and then by non-``None`` overrides.
+
+    Raises:
+        ConfigError: unknown keys or bad values, naming the file.
+
+    Example:
+        >>> spec, tissue = tiling_config(target_mpp=0.25)
+        >>> spec.target_mpp
+        0.25
+    """
+    data = load_yaml("tiling")
+    if path is not None:
+        data = merge(data, load_yaml(path))
+    data = merge(data, overrides)
+    source = str(path or "configs/tiling.yaml")
+    tissue = from_dict(TissueParams, data.pop("tissue", {}), f"{source}: tissue")
+    return from_dict(TileSpec, data, source), tissue
