@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import TextIO, TypeAlias
 
 from liposcope import __version__
 from liposcope.errors import LiposcopeError
@@ -41,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Whole-slide image analysis for liposarcoma (research use, not for diagnosis).",
     )
     parser.add_argument("--version", action="version", version=f"liposcope {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks for internal errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only, no progress bars")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_synth(sub)
     _add_tile(sub)
@@ -54,6 +52,8 @@ def _command(sub: Subparsers, name: str, summary: str, handler: Callable[..., in
     p = sub.add_parser(
         name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks for internal errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only, no progress bars")
     p.set_defaults(handler=handler)
     return p
 
@@ -148,7 +148,7 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     from liposcope.progress import set_enabled
 
     set_enabled(not quiet)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -156,3 +156,15 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     logging.addLevelName(logging.ERROR, "error")
     logging.addLevelName(logging.WARNING, "warning")
     logging.addLevelName(logging.INFO, "info")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (tests and notebooks swap it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass

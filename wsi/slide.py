@@ -19,11 +19,14 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from liposcope.errors import MissingMPPError, SlideError, where
+from wsi.jpegtiff import JpegTiff
 
 log = logging.getLogger(__name__)
 
 #: Level-0 µm/px outside this range is not a microscope scan (e.g. a 72-dpi TIFF tag) and is ignored.
 PLAUSIBLE_MPP = (0.05, 20.0)
+#: What openslide (and PIL, for plain images) raise on undecodable pixels.
+READ_ERRORS = (openslide.OpenSlideError, OSError)
 FORMATS_HINT = (
     "use a format openslide reads (.svs, .ndpi, .mrxs, .scn, .bif, DICOM, tiled TIFF) or a PNG/JPEG/TIFF image"
 )
@@ -66,30 +69,17 @@ class Slide:
         self.path = Path(path)
         self.slide_id = slide_id_from_path(self.path)
         self._osr = _open(self.path)
-        self._mpp, self.mpp_note = _resolve_mpp(self.path, self._osr, mpp)
+        # Metadata is read once: a failed pixel read makes some openslide handles unusable.
+        self.dimensions: tuple[int, int] = (int(self._osr.dimensions[0]), int(self._osr.dimensions[1]))
+        self.level_count = int(self._osr.level_count)
+        self.level_dimensions = tuple((int(w), int(h)) for w, h in self._osr.level_dimensions)
+        self.level_downsamples = tuple(float(d) for d in self._osr.level_downsamples)
+        self.properties = dict(self._osr.properties)
+        self._mpp, self.mpp_note = _resolve_mpp(self.path, self.properties, mpp)
+        # JPEG-tiled TIFF levels are decoded directly (several times faster); openslide reads the rest.
+        self._fast = JpegTiff.open(self.path, self._osr) if isinstance(self._osr, openslide.OpenSlide) else None
 
-    # -- openslide surface -------------------------------------------------------------------
-    @property
-    def dimensions(self) -> tuple[int, int]:
-        """Level-0 (width, height) in pixels."""
-        return tuple(self._osr.dimensions)  # type: ignore[return-value]
-
-    @property
-    def level_count(self) -> int:
-        return int(self._osr.level_count)
-
-    @property
-    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
-        return tuple(tuple(d) for d in self._osr.level_dimensions)  # type: ignore[misc]
-
-    @property
-    def level_downsamples(self) -> tuple[float, ...]:
-        return tuple(float(d) for d in self._osr.level_downsamples)
-
-    @property
-    def properties(self) -> dict[str, str]:
-        return dict(self._osr.properties)
-
+    # -- metadata ------------------------------------------------------------------------------
     @property
     def vendor(self) -> str:
         return self.properties.get(openslide.PROPERTY_NAME_VENDOR, "image")
@@ -129,14 +119,19 @@ class Slide:
     def read_region(self, xy_level0: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
         """RGB uint8 array (h × w × 3) of ``size`` level pixels at level-0 ``xy_level0``.
 
-        Transparent pixels (outside the scanned area) come back white.
+        Transparent pixels (outside the scanned area) come back white. Levels of JPEG-tiled TIFFs are
+        decoded directly; there a level-0 position between level pixels is rounded to the nearest one
+        (openslide interpolates).
 
         Raises:
             SlideError: openslide cannot decode the pixels (corrupt or truncated file).
         """
+        if self._fast is not None and self._fast.serves(level):
+            ds = self.level_downsamples[level]
+            return self._fast.read_region(level, round(xy_level0[0] / ds), round(xy_level0[1] / ds), *size)
         try:
             rgba = np.asarray(self._osr.read_region(xy_level0, level, size))
-        except openslide.OpenSlideError as exc:
+        except READ_ERRORS as exc:
             msg = where(self.path, f"pixel data cannot be read ({exc})", "the file is corrupt or truncated; re-copy it")
             raise SlideError(msg) from exc
         return _on_white(rgba)
@@ -168,7 +163,7 @@ class Slide:
         """RGB thumbnail whose longer side is at most ``max_px``."""
         try:
             image = self._osr.get_thumbnail((max_px, max_px)).convert("RGB")
-        except openslide.OpenSlideError as exc:
+        except READ_ERRORS as exc:
             msg = where(self.path, f"thumbnail cannot be read ({exc})", "the file is corrupt or truncated; re-copy it")
             raise SlideError(msg) from exc
         return np.asarray(image, dtype=np.uint8)
@@ -189,6 +184,8 @@ class Slide:
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
         self._osr.close()
+        if self._fast is not None:
+            self._fast.close()
 
     def __enter__(self) -> Slide:
         return self
@@ -223,9 +220,11 @@ def _on_white(rgba: np.ndarray) -> np.ndarray:
     """Composite RGBA onto white and drop alpha."""
     alpha = rgba[..., 3]
     if alpha.min() == 255:
-        return np.ascontiguousarray(rgba[..., :3])
+        rgb: np.ndarray = np.ascontiguousarray(rgba[..., :3])
+        return rgb
     a = alpha[..., None].astype(np.float32) / 255.0
-    return (rgba[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+    blended: np.ndarray = (rgba[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+    return blended
 
 
 def _open(path: Path) -> openslide.AbstractSlide:
@@ -248,10 +247,9 @@ def _open(path: Path) -> openslide.AbstractSlide:
         raise SlideError(msg) from exc
 
 
-def _resolve_mpp(path: Path, osr: openslide.AbstractSlide, user: float | None) -> tuple[MPP | None, str]:
+def _resolve_mpp(path: Path, props: dict[str, str], user: float | None) -> tuple[MPP | None, str]:
     """Pick the level-0 mpp: the user's value, else openslide's properties, else TIFF resolution tags."""
     found: list[MPP] = []
-    props = osr.properties
     if openslide.PROPERTY_NAME_MPP_X in props:
         x, y = float(props[openslide.PROPERTY_NAME_MPP_X]), float(props.get(openslide.PROPERTY_NAME_MPP_Y, 0) or 0)
         if y and abs(x - y) > 0.01 * x:

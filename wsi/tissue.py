@@ -101,17 +101,24 @@ def tissue_from_rgb(rgb: np.ndarray, mpp: float, params: TissueParams) -> tuple[
     radius = round(params.close_um / mpp)
     if radius > 0:
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disk).astype(bool)
+        padded = np.pad(mask.astype(np.uint8), radius)  # glass beyond the edge, so closing stops there
+        mask = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disk)[radius:-radius, radius:-radius].astype(bool)
     px_per_mm2 = (1000.0 / mpp) ** 2
     mask = _fill_holes(mask, params.max_hole_mm2 * px_per_mm2)
     return _drop_small(mask, params.min_object_mm2 * px_per_mm2), threshold
 
 
 def optical_density(rgb: np.ndarray) -> np.ndarray:
-    """Summed RGB optical density against the image's own background (its brightest pixels)."""
+    """Summed RGB optical density against the image's own background.
+
+    The background is the median colour of the brightest 10% of pixels: glass on most slides,
+    fat or lumina on slides without glass; robust to sensor noise, unlike a maximum.
+    """
     pixels = rgb.reshape(-1, 3)
     sample = pixels[:: max(1, len(pixels) // 200_000)].astype(np.float32)
-    background = np.clip(np.percentile(sample, 99.5, axis=0), 160.0, 255.0)
+    brightness = sample.sum(axis=1)
+    brightest = sample[brightness >= np.percentile(brightness, 90)]
+    background = np.clip(np.median(brightest, axis=0), 160.0, 255.0)
     ratio = np.clip(rgb.astype(np.float32) + 1.0, 1.0, None) / (background + 1.0)
     od: np.ndarray = np.clip(-np.log10(ratio), 0.0, None).sum(axis=2)
     return od

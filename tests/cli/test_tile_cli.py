@@ -107,7 +107,7 @@ def test_unknown_mpp_and_tile_larger_than_slide(shared_data: Path, tmp_path: Pat
     png = shared_data / "he-tiles" / "histolab-tcga-lung-rgb.png"
     assert main(["tile", str(png), "--out", str(tmp_path)]) == 2
     assert "pass --slide-mpp" in capsys.readouterr().err
-    assert main(["tile", str(png), "--out", str(tmp_path), "--slide-mpp", "0.25", "--mpp", "0.5"]) == 2
+    assert main(["tile", str(png), "--out", str(tmp_path), "--slide-mpp", "0.25", "--mpp", "1.0"]) == 2
     assert "smaller --tile-size" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
     assert main(["tile", str(png), "--out", str(tmp_path), "--slide-mpp", "0.25", "--tile-size", "64"]) == 0

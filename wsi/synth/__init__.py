@@ -1,0 +1,32 @@
+"""Synthetic pyramidal H&E slides of liposarcoma subtypes with ground truth.
+
+Slides are rendered in physical units (µm) from hashed jittered grids, so any region renders
+deterministically and seamlessly at any mpp; stains follow Beer-Lambert with per-slide styles.
+
+Example:
+    >>> from wsi.synth import write_slide, load_truth  # doctest: +SKIP
+    >>> truth = write_slide("s.tiff", label="DDLPS", seed=1, width_px=4000, height_px=3000)  # doctest: +SKIP
+"""
+
+from wsi.synth.cohort import write_cohort
+from wsi.synth.pyramid import level_dims, write_pyramid
+from wsi.synth.slide import LABELS, SynthSlide, Truth, load_truth, make_slide, sidecar_paths, write_slide
+from wsi.synth.stain import Stain, StainStyle, he_style, random_he_style, render_rgb
+
+__all__ = [
+    "LABELS",
+    "Stain",
+    "StainStyle",
+    "SynthSlide",
+    "Truth",
+    "he_style",
+    "level_dims",
+    "load_truth",
+    "make_slide",
+    "random_he_style",
+    "render_rgb",
+    "sidecar_paths",
+    "write_cohort",
+    "write_pyramid",
+    "write_slide",
+]
