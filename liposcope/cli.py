@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO, TypeAlias
+from typing import Any, TextIO, TypeAlias
 
 from liposcope import __version__
 from liposcope.errors import LiposcopeError
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_synth(sub)
     _add_tile(sub)
+    _add_features(sub)
     return parser
 
 
@@ -100,6 +101,22 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 # -- tile --------------------------------------------------------------------------------------------
+def _add_tiling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mpp", type=float, help="tile resolution in µm per pixel (default 0.5)")
+    p.add_argument("--tile-size", type=int, help="tile side in pixels at --mpp (default 256)")
+    p.add_argument("--overlap", type=int, help="overlap between tiles in pixels at --mpp (default 0)")
+    p.add_argument("--min-tissue", type=float, help="keep tiles with at least this tissue fraction (default 0.5)")
+    p.add_argument("--config", type=Path, help="YAML overriding configs/tiling.yaml (tile and tissue settings)")
+
+
+def _tiling(args: argparse.Namespace) -> tuple[Any, Any]:
+    from wsi.tiling import tiling_config
+
+    return tiling_config(
+        args.config, target_mpp=args.mpp, tile_px=args.tile_size, overlap_px=args.overlap, min_tissue=args.min_tissue
+    )
+
+
 def _add_tile(sub: Subparsers) -> None:
     p = _command(
         sub,
@@ -113,26 +130,87 @@ def _add_tile(sub: Subparsers) -> None:
         ),
     )
     _add_slides(p)
-    p.add_argument("--mpp", type=float, help="tile resolution in µm per pixel (default 0.5)")
-    p.add_argument("--tile-size", type=int, help="tile side in pixels at --mpp (default 256)")
-    p.add_argument("--overlap", type=int, help="overlap between tiles in pixels at --mpp (default 0)")
-    p.add_argument("--min-tissue", type=float, help="keep tiles with at least this tissue fraction (default 0.5)")
+    _add_tiling(p)
     p.add_argument("--save-images", action="store_true", help="also write the tiles as JPEGs (for tile training)")
-    p.add_argument("--config", type=Path, help="YAML overriding configs/tiling.yaml (tile and tissue settings)")
 
 
 def _tile(args: argparse.Namespace) -> int:
-    from wsi.tiling import tile_slide, tiling_config
+    from wsi.tiling import tile_slide
 
-    spec, tissue = tiling_config(
-        args.config, target_mpp=args.mpp, tile_px=args.tile_size, overlap_px=args.overlap, min_tissue=args.min_tissue
-    )
+    spec, tissue = _tiling(args)
 
     def job(path: Path) -> str:
         grid, skipped = tile_slide(path, args.out, spec, tissue, slide_mpp=args.slide_mpp, save_images=args.save_images)
         return f"{'skipped, ' if skipped else ''}{len(grid)} tiles of {spec.tile_px} px at {spec.target_mpp} µm/px"
 
     return _run(args.slides, job, "tiling")
+
+
+# -- features -----------------------------------------------------------------------------------------
+def _add_features(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "features",
+        "Encode every tile of each slide with a timm backbone.",
+        _features,
+        epilog=(
+            "writes OUT/<slide_id>.h5: datasets coords (N x 2, level-0 x,y) and features (N x D), with the\n"
+            "backbone, weights sha256 and tiling in its attributes. Complete files are skipped on rerun.\n"
+            "examples:\n"
+            "  liposcope features slides/*.svs --out feats --backbone resnet50 --weights resnet50.safetensors\n"
+            "  liposcope features s.tiff --out feats --backbone vit_large_patch16_224 \\\n"
+            "      --weights uni/pytorch_model.bin --model-arg init_values=1e-5 --model-arg dynamic_img_size=true\n"
+            "  (README: pathology foundation models)"
+        ),
+    )
+    _add_slides(p)
+    p.add_argument("--backbone", required=True, help="timm model name, e.g. resnet50 or vit_large_patch16_224")
+    p.add_argument(
+        "--weights",
+        help="local .safetensors / torch checkpoint / Hugging Face folder, or 'random' (seeded, for smoke tests); "
+        "default: timm's pretrained weights if cached (no downloads)",
+    )
+    p.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="extra timm.create_model argument"
+    )
+    p.add_argument("--tiles", type=Path, help="folder of a `liposcope tile` run to take tile grids from")
+    p.add_argument("--batch-size", type=int, default=64, help="tiles per forward pass (default 64)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes reading tiles (default 2)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="autocast precision")
+    p.add_argument("--seed", type=int, default=0, help="seed of --weights random (default 0)")
+    _add_tiling(p)
+
+
+def _features(args: argparse.Namespace) -> int:
+    from training.backbones import create_backbone
+    from training.features import extract_features
+
+    spec, tissue = _tiling(args)
+    backbone = create_backbone(args.backbone, args.weights, kwargs=_key_values(args.model_arg), seed=args.seed)
+
+    def job(path: Path) -> str:
+        target, skipped = extract_features(
+            path, args.out, backbone, spec, tissue, tiles_dir=args.tiles, slide_mpp=args.slide_mpp,
+            batch_size=args.batch_size, workers=args.workers, device=args.device, precision=args.precision,
+        )  # fmt: skip
+        return f"{'skipped, ' if skipped else ''}{target}"
+
+    return _run(args.slides, job, "features")
+
+
+def _key_values(items: Sequence[str]) -> dict[str, Any]:
+    """``["a=1", "b=true"]`` → ``{"a": 1, "b": True}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            msg = f"--model-arg {item}: expected KEY=VALUE; e.g. --model-arg init_values=1e-5"
+            raise LiposcopeError(msg)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def _run(slides: Sequence[str], job: Callable[[Path], str], desc: str) -> int:

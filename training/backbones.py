@@ -1,0 +1,232 @@
+"""Tile encoders: any timm model by name, weights from a local file, a local folder, or seeded random.
+
+Nothing here touches the network. Pretrained timm weights are used only when already cached; a
+hub name without cached weights fails with a message that says how to pass a local file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import timm
+import torch
+from torch import nn
+
+from liposcope.errors import ConfigError, ModelCardError, where
+from liposcope.io import sha256_file
+
+log = logging.getLogger(__name__)
+
+RANDOM = "random"
+_HEAD_PREFIXES = ("fc.", "head.", "head_dist.", "classifier.", "last_linear.")
+_WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.", "trunk.")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A timm encoder (``num_classes=0``, eval mode) and what is needed to feed it and to reproduce it."""
+
+    model: nn.Module = field(repr=False)
+    name: str
+    weights: str
+    weights_sha256: str
+    kwargs: dict[str, Any]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_px: int
+    feature_dim: int
+
+    def card(self) -> dict[str, Any]:
+        """The backbone's entry in feature files and model cards."""
+        return {
+            "name": self.name,
+            "kwargs": self.kwargs,
+            "weights_sha256": self.weights_sha256,
+            "normalisation": {"mean": list(self.mean), "std": list(self.std)},
+            "input_px": self.input_px,
+            "feature_dim": self.feature_dim,
+        }
+
+
+def create_backbone(
+    name: str, weights: str | Path | None = None, *, kwargs: dict[str, Any] | None = None, seed: int = 0
+) -> Backbone:
+    """Build a timm encoder with local weights.
+
+    Args:
+        name: timm model name (``resnet50``, ``vit_large_patch16_224``...).
+        weights: a ``.safetensors`` file, a torch checkpoint (loaded with ``weights_only=True``), a local
+            Hugging Face folder (``config.json`` + weights), ``"random"`` (seeded init, for tests), or ``None``
+            for timm's pretrained weights when they are already cached.
+        kwargs: extra ``timm.create_model`` arguments; a string ``"py:module.attr"`` names a Python object
+            (e.g. ``"py:timm.layers.SwiGLUPacked"``).
+        seed: seed of the random initialisation.
+
+    Raises:
+        ConfigError: unknown model name or bad kwargs.
+        ModelCardError: weights missing, unreadable or not matching the architecture.
+
+    Example:
+        >>> bb = create_backbone("resnet18", "random")
+        >>> bb.feature_dim
+        512
+    """
+    kwargs = dict(kwargs or {})
+    model_args = {k: _resolve(v) for k, v in kwargs.items()}
+    path = Path(weights) if weights is not None and str(weights) != RANDOM else None
+    if path is not None and path.is_dir():
+        model, sha = _from_folder(path, model_args), _folder_sha(path)
+    else:
+        model = _create(name, model_args, seed)
+        if weights is None:
+            path = _cached_pretrained(name)
+        sha = f"random:seed{seed}" if path is None else _load_file(model, path, name)
+    model.eval()
+    config = timm.data.resolve_model_data_config(model)
+    return Backbone(
+        model=model,
+        name=name,
+        weights=str(weights) if weights is not None else "timm-cache",
+        weights_sha256=sha,
+        kwargs=kwargs,
+        mean=tuple(float(v) for v in config["mean"]),  # type: ignore[arg-type]
+        std=tuple(float(v) for v in config["std"]),  # type: ignore[arg-type]
+        input_px=int(config["input_size"][-1]),
+        feature_dim=int(model.num_features),  # type: ignore[arg-type]
+    )
+
+
+def _create(name: str, model_args: dict[str, Any], seed: int) -> nn.Module:
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models()"
+        raise ConfigError(where(f"--backbone {name}", "not a timm model name", hint))
+    torch.manual_seed(seed)
+    try:
+        model: nn.Module = timm.create_model(name, pretrained=False, num_classes=0, **model_args)
+    except TypeError as exc:
+        raise ConfigError(where(f"--backbone {name}", f"bad model arguments ({exc})", "check --model-arg")) from exc
+    return model
+
+
+def _resolve(value: Any) -> Any:
+    """``"py:pkg.mod.Attr"`` → the object (timm and torch only); anything else unchanged."""
+    if not (isinstance(value, str) and value.startswith("py:")):
+        return value
+    module, _, attr = value[3:].rpartition(".")
+    if module.split(".")[0] not in ("timm", "torch"):
+        raise ConfigError(where(value, "only timm.* and torch.* objects may be named", "e.g. py:torch.nn.SiLU"))
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(where(value, "no such object", "check the spelling")) from exc
+
+
+def _cached_pretrained(name: str) -> Path:
+    """The locally cached file of timm's default pretrained weights for ``name``, without network access."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    hint = (
+        "there is no network here: download the weights elsewhere and pass --weights PATH "
+        "(.safetensors, torch checkpoint or a Hugging Face folder), or --weights random for a smoke test"
+    )
+    if cfg is not None and cfg.hf_hub_id:
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            hit = try_to_load_from_cache(cfg.hf_hub_id, filename)
+            if isinstance(hit, str):
+                return Path(hit)
+    if cfg is not None and cfg.url:
+        local = Path(torch.hub.get_dir()) / "checkpoints" / Path(str(cfg.url)).name
+        if local.is_file():
+            return local
+    raise ModelCardError(where(f"--backbone {name}", "pretrained weights are not cached locally", hint))
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelCardError(where(path, "weights file not found", "check --weights"))
+    try:
+        if path.suffix == ".safetensors":
+            state: Any = safetensors.torch.load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch and safetensors raise many types for a bad file
+        msg = where(path, f"cannot read weights ({type(exc).__name__}: {exc})", "pass a .safetensors or torch file")
+        raise ModelCardError(msg) from exc
+    for key in ("state_dict", "model", "teacher"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return {_strip(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _strip(key: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
+
+
+def _load_file(model: nn.Module, path: Path, name: str) -> str:
+    """Load weights into ``model`` (head keys ignored); return the file's sha256."""
+    state = {k: v for k, v in _read_state(path).items() if not k.startswith(_HEAD_PREFIXES)}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).split("\n")[1].strip() if "\n" in str(exc) else str(exc)
+        msg = where(path, f"weights do not fit timm model '{name}' ({first})", "check --backbone and --model-arg")
+        raise ModelCardError(msg) from exc
+    missing = [k for k in result.missing_keys if not k.startswith(_HEAD_PREFIXES)]
+    if missing or result.unexpected_keys:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {result.unexpected_keys[:3]}"
+        msg = where(path, f"weights do not fit timm model '{name}' ({detail})", "check --backbone and --model-arg")
+        raise ModelCardError(msg)
+    log.info("loaded %s weights from %s", name, path)
+    return sha256_file(path)
+
+
+def _from_folder(path: Path, model_args: dict[str, Any]) -> nn.Module:
+    """A Hugging Face-layout folder (``config.json`` with timm's architecture + weights file)."""
+    if not (path / "config.json").is_file():
+        raise ModelCardError(where(path, "folder has no config.json", "pass the weights file itself"))
+    try:
+        model: nn.Module = timm.create_model(f"local-dir:{path}", pretrained=True, num_classes=0, **model_args)
+    except (RuntimeError, ValueError, KeyError, OSError) as exc:
+        raise ModelCardError(where(path, f"cannot build a timm model from it ({exc})", "check the folder")) from exc
+    return model
+
+
+def _folder_sha(path: Path) -> str:
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        if (path / filename).is_file():
+            return sha256_file(path / filename)
+    return sha256_file(path / "config.json")
+
+
+def backbone_from_card(card: dict[str, Any], weights: str | Path | None) -> Backbone:
+    """Rebuild the encoder a feature file or model card describes, and check the weights match it.
+
+    Raises:
+        ModelCardError: the weights' sha256 differs from the card's.
+    """
+    backbone = create_backbone(card["name"], weights, kwargs=card.get("kwargs") or {}, seed=_seed(card))
+    if backbone.weights_sha256 != card["weights_sha256"]:
+        msg = where(
+            weights or card["name"],
+            f"weights sha256 {backbone.weights_sha256[:12]} differ from the model's {card['weights_sha256'][:12]}",
+            "pass the backbone weights the model was trained with",
+        )
+        raise ModelCardError(msg)
+    return backbone
+
+
+def _seed(card: dict[str, Any]) -> int:
+    sha = str(card.get("weights_sha256", ""))
+    return int(sha.removeprefix("random:seed")) if sha.startswith("random:seed") else 0
+
