@@ -45,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_tile(sub)
     _add_features(sub)
+    _add_train_tiles(sub)
     return parser
 
 
-def _command(sub: Subparsers, name: str, summary: str, handler: Callable[..., int], epilog: str = ""
-             ) -> argparse.ArgumentParser:  # fmt: skip
+def _command(
+    sub: Subparsers, name: str, summary: str, handler: Callable[..., int], epilog: str = ""
+) -> argparse.ArgumentParser:
     p = sub.add_parser(
         name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -80,8 +82,8 @@ def _add_synth(sub: Subparsers) -> None:
     p.add_argument("--subtype", choices=SUBTYPES, default="DDLPS", help="subtype of a single slide (default DDLPS)")
     p.add_argument("--cohort", type=int, metavar="N", help="write N slides across subtypes and OUT/labels.csv")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--width", type=int, default=6000, help="level-0 width in pixels (default 6000)")
-    p.add_argument("--height", type=int, default=4000, help="level-0 height in pixels (default 4000)")
+    p.add_argument("--width", type=int, default=8000, help="level-0 width in pixels (default 8000)")
+    p.add_argument("--height", type=int, default=6000, help="level-0 height in pixels (default 6000)")
     p.add_argument("--mpp", type=float, default=0.5, help="level-0 µm per pixel (default 0.5, ≈20x)")
 
 
@@ -191,12 +193,72 @@ def _features(args: argparse.Namespace) -> int:
 
     def job(path: Path) -> str:
         target, skipped = extract_features(
-            path, args.out, backbone, spec, tissue, tiles_dir=args.tiles, slide_mpp=args.slide_mpp,
-            batch_size=args.batch_size, workers=args.workers, device=args.device, precision=args.precision,
-        )  # fmt: skip
+            path,
+            args.out,
+            backbone,
+            spec,
+            tissue,
+            tiles_dir=args.tiles,
+            slide_mpp=args.slide_mpp,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=args.device,
+            precision=args.precision,
+        )
         return f"{'skipped, ' if skipped else ''}{target}"
 
     return _run(args.slides, job, "features")
+
+
+# -- train-tiles --------------------------------------------------------------------------------------
+def _add_train_tiles(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "train-tiles",
+        "Fine-tune a timm backbone on tile images (from `liposcope tile --save-images`).",
+        _train_tiles,
+        epilog=(
+            "tiles inherit their slide's label from labels.csv (slide_id,patient_id,label), or a label from\n"
+            "--tile-labels (slide_id,x,y,label); validation slides are split by patient. Writes OUT/model/\n"
+            "(model.safetensors + model.json) and OUT/metrics.json; pass OUT/model to `features --weights`.\n"
+            "example:\n  liposcope train-tiles --tiles tiles/ --labels labels.csv --backbone resnet18 --out enc"
+        ),
+    )
+    p.add_argument("--tiles", type=Path, required=True, help="output folder of `liposcope tile --save-images`")
+    p.add_argument("--labels", type=Path, required=True, help="labels.csv: slide_id,patient_id,label")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--backbone", required=True, help="timm model name")
+    p.add_argument("--weights", default="random", help="initial weights: file, folder or 'random' (default)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="timm.create_model argument")
+    p.add_argument("--tile-labels", type=Path, help="CSV slide_id,x,y,label overriding slide labels per tile")
+    p.add_argument("--classes", help="comma-separated class names (default WDLPS,DDLPS,MLPS,PLPS)")
+    for flag, kind, text in (
+        ("--epochs", int, "maximum epochs (default 8)"),
+        ("--batch-size", int, "tiles per step (default 64)"),
+        ("--lr", float, "AdamW learning rate (default 5e-4)"),
+        ("--max-tiles-per-slide", int, "tiles sampled per slide (default 150)"),
+        ("--seed", int, "random seed (default 0)"),
+        ("--workers", int, "image-loading worker processes (default 2)"),
+    ):
+        p.add_argument(flag, type=kind, help=text)
+    p.add_argument("--device", help="auto, cpu or cuda (default auto)")
+
+
+def _train_tiles(args: argparse.Namespace) -> int:
+    from liposcope.config import from_dict
+    from training.train_tiles import TileTrainConfig, train_tiles
+
+    keys = ("backbone", "weights", "epochs", "batch_size", "lr", "max_tiles_per_slide", "seed", "workers", "device")
+    values = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    if args.classes:
+        values["classes"] = [c.strip() for c in args.classes.split(",")]
+    config = from_dict(TileTrainConfig, values, "train-tiles")
+    report = train_tiles(
+        args.tiles, args.labels, args.out, config, tile_labels=args.tile_labels, kwargs=_key_values(args.model_arg)
+    )
+    bacc = report["validation"]["balanced_accuracy"]
+    print(f"best epoch {report['best_epoch']}: validation balanced accuracy {bacc:.3f}; model in {args.out / 'model'}")  # noqa: T201
+    return 0
 
 
 def _key_values(items: Sequence[str]) -> dict[str, Any]:

@@ -39,6 +39,6 @@ def he_slides(synth_dir: Path) -> dict[str, Path]:
     paths = {}
     for k, label in enumerate(SUBTYPES):
         path = synth_dir / f"{label.lower()}.tiff"
-        write_slide(path, label=label, seed=100 + k, width_px=3000, height_px=2400, mpp=0.5)
+        write_slide(path, label=label, seed=100 + k, width_px=4000, height_px=3200, mpp=0.5)
         paths[label] = path
     return paths

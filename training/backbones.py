@@ -62,8 +62,8 @@ def create_backbone(
     Args:
         name: timm model name (``resnet50``, ``vit_large_patch16_224``...).
         weights: a ``.safetensors`` file, a torch checkpoint (loaded with ``weights_only=True``), a local
-            Hugging Face folder (``config.json`` + weights), ``"random"`` (seeded init, for tests), or ``None``
-            for timm's pretrained weights when they are already cached.
+            Hugging Face folder (``config.json`` + weights), a ``train-tiles`` model folder, ``"random"``
+            (seeded init, for tests), or ``None`` for timm's pretrained weights when already cached.
         kwargs: extra ``timm.create_model`` arguments; a string ``"py:module.attr"`` names a Python object
             (e.g. ``"py:timm.layers.SwiGLUPacked"``).
         seed: seed of the random initialisation.
@@ -80,6 +80,8 @@ def create_backbone(
     kwargs = dict(kwargs or {})
     model_args = {k: _resolve(v) for k, v in kwargs.items()}
     path = Path(weights) if weights is not None and str(weights) != RANDOM else None
+    if path is not None and (path / "model.json").is_file():  # a liposcope model folder (train-tiles)
+        path = path / "model.safetensors"
     if path is not None and path.is_dir():
         model, sha = _from_folder(path, model_args), _folder_sha(path)
     else:
@@ -229,4 +231,3 @@ def backbone_from_card(card: dict[str, Any], weights: str | Path | None) -> Back
 def _seed(card: dict[str, Any]) -> int:
     sha = str(card.get("weights_sha256", ""))
     return int(sha.removeprefix("random:seed")) if sha.startswith("random:seed") else 0
-

@@ -85,8 +85,9 @@ def extract_features(
     return target, False
 
 
-def _grid(path: Path, spec: TileSpec, tissue: TissueParams, tiles_dir: str | Path | None,
-          slide_mpp: float | None) -> TileGrid:  # fmt: skip
+def _grid(
+    path: Path, spec: TileSpec, tissue: TissueParams, tiles_dir: str | Path | None, slide_mpp: float | None
+) -> TileGrid:
     if tiles_dir is not None:
         grid_file = Path(tiles_dir) / slide_id_from_path(path) / TILES_H5
         if not grid_file.is_file():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -109,11 +110,10 @@ class Slide:
 
     def best_level_for_mpp(self, target_mpp: float) -> int:
         """The coarsest level that is still at least as fine as ``target_mpp`` (level 0 if none is)."""
-        best = 0
-        for level, ds in enumerate(self.level_downsamples):
-            if self.mpp * ds <= target_mpp * (1 + 1e-3):
-                best = level
-        return best
+        return self._level_for(target_mpp / self.mpp)
+
+    def _level_for(self, downsample: float) -> int:
+        return max((i for i, ds in enumerate(self.level_downsamples) if ds <= downsample * (1 + 1e-3)), default=0)
 
     # -- pixels ---------------------------------------------------------------------------------
     def read_region(self, xy_level0: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
@@ -143,30 +143,32 @@ class Slide:
 
         Reads from ``level`` (default: the coarsest level not coarser than needed), then resizes.
         """
-        level = self.best_level_for_mpp(target_mpp) if level is None else level
-        scale = target_mpp / (self.mpp * self.level_downsamples[level])
+        return self._read_scaled(xy_level0, size_px, target_mpp / self.mpp, level)
+
+    def _read_scaled(
+        self, xy_level0: tuple[int, int], size_px: tuple[int, int], downsample: float, level: int | None = None
+    ) -> np.ndarray:
+        """Like ``read_region_at_mpp`` with the scale given as level-0 pixels per output pixel."""
+        level = self._level_for(downsample) if level is None else level
+        scale = downsample / self.level_downsamples[level]
         read = (max(1, round(size_px[0] * scale)), max(1, round(size_px[1] * scale)))
         return resize(self.read_region(xy_level0, level, read), size_px)
 
-    def read_overview(self, target_mpp: float, *, strip_px: int = 1024) -> np.ndarray:
-        """The whole slide at ``target_mpp`` (coarse), read in strips so memory stays flat."""
+    def overview_strips(self, downsample: float, *, strip_px: int = 512) -> Iterator[np.ndarray]:
+        """The whole slide shrunk ``downsample`` times, top to bottom in strips (memory stays flat)."""
         width0, height0 = self.dimensions
-        scale0 = target_mpp / self.mpp  # level-0 px per output px
-        out_w, out_h = max(1, math.floor(width0 / scale0)), max(1, math.floor(height0 / scale0))
-        out = np.empty((out_h, out_w, 3), np.uint8)
+        out_w, out_h = max(1, math.floor(width0 / downsample)), max(1, math.floor(height0 / downsample))
         for row in range(0, out_h, strip_px):
             rows = min(strip_px, out_h - row)
-            out[row : row + rows] = self.read_region_at_mpp((0, round(row * scale0)), (out_w, rows), target_mpp)
-        return out
+            yield self._read_scaled((0, round(row * downsample)), (out_w, rows), downsample)
+
+    def read_overview(self, target_mpp: float) -> np.ndarray:
+        """The whole slide at a coarse ``target_mpp``."""
+        return np.vstack(list(self.overview_strips(target_mpp / self.mpp)))
 
     def thumbnail(self, max_px: int = 1024) -> np.ndarray:
-        """RGB thumbnail whose longer side is at most ``max_px``."""
-        try:
-            image = self._osr.get_thumbnail((max_px, max_px)).convert("RGB")
-        except READ_ERRORS as exc:
-            msg = where(self.path, f"thumbnail cannot be read ({exc})", "the file is corrupt or truncated; re-copy it")
-            raise SlideError(msg) from exc
-        return np.asarray(image, dtype=np.uint8)
+        """RGB thumbnail whose longer side is at most ``max_px`` (read in strips, any slide size)."""
+        return np.vstack(list(self.overview_strips(max(1.0, max(self.dimensions) / max_px))))
 
     def describe(self) -> dict[str, Any]:
         """Facts about the slide for provenance records."""

@@ -15,7 +15,7 @@ from liposcope.io import atomic_path, output_dir, provenance, write_png
 from liposcope.progress import progress
 from wsi.grid import TileGrid, TileSpec, build_grid, check_tile_fits
 from wsi.reader import TileReader
-from wsi.slide import Slide, resize, slide_id_from_path
+from wsi.slide import Slide, slide_id_from_path
 from wsi.tissue import TissueMask, TissueParams, detect_tissue
 
 TILES_H5, TISSUE_PNG, TILE_IMAGES = "tiles.h5", "tissue.png", "tiles"
@@ -53,10 +53,10 @@ def tile_slide(
         return TileGrid.load(folder / TILES_H5), True
     with Slide(slide_path, mpp=slide_mpp) as slide:
         check_tile_fits(slide, spec)
-        mask, overview = detect_tissue(slide, tissue)
+        mask, thumbnail = detect_tissue(slide, tissue)
         grid = build_grid(slide, mask, spec)
         with output_dir(folder):
-            write_png(folder / TISSUE_PNG, draw_tissue(overview, mask, grid))
+            write_png(folder / TISSUE_PNG, draw_tissue(thumbnail, mask, grid))
             if save_images:
                 with atomic_path(folder / TILE_IMAGES) as tmp:
                     write_tile_images(TileReader(slide, grid), tmp)
@@ -104,12 +104,11 @@ def write_tile_images(reader: TileReader, folder: Path, quality: int = 90) -> No
             cv2.imwrite(str(name), tile[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
 
 
-def draw_tissue(overview: np.ndarray, mask: TissueMask, grid: TileGrid, max_px: int = 2048) -> np.ndarray:
-    """The overview with the tissue contour (green) and the kept tiles (blue) drawn on it."""
-    scale = min(1.0, max_px / max(overview.shape[:2]))
-    size = (max(1, round(overview.shape[1] * scale)), max(1, round(overview.shape[0] * scale)))
-    canvas = np.ascontiguousarray(resize(overview, size))
-    to_px = scale / mask.downsample  # level-0 px → canvas px
+def draw_tissue(thumbnail: np.ndarray, mask: TissueMask, grid: TileGrid) -> np.ndarray:
+    """The thumbnail with the tissue contour (green) and the kept tiles (blue) drawn on it."""
+    canvas = np.ascontiguousarray(thumbnail.copy())
+    size = (canvas.shape[1], canvas.shape[0])
+    to_px = canvas.shape[1] / (mask.mask.shape[1] * mask.downsample)  # level-0 px → canvas px
     side = max(1, round(grid.tile_size_level0 * to_px))
     for x, y in np.rint(grid.coords_level0 * to_px).astype(int):
         cv2.rectangle(canvas, (x, y), (x + side, y + side), (40, 90, 220), 1)

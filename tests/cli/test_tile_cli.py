@@ -102,8 +102,9 @@ def test_bad_input_fails_cleanly(
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_unknown_mpp_and_tile_larger_than_slide(shared_data: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_unknown_mpp_and_tile_larger_than_slide(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     png = shared_data / "he-tiles" / "histolab-tcga-lung-rgb.png"
     assert main(["tile", str(png), "--out", str(tmp_path)]) == 2
     assert "pass --slide-mpp" in capsys.readouterr().err
@@ -114,12 +115,14 @@ def test_unknown_mpp_and_tile_larger_than_slide(shared_data: Path, tmp_path: Pat
 
 
 @pytest.mark.realdata
-def test_batch_continues_past_bad_slides(shared_data: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_batch_continues_past_bad_slides(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = shared_data / "slides" / "CMU-1-Small-Region.svs"
-    bad = [shared_data / "slides" / "histolab-broken.svs", shared_data / "openslide-fixtures" / "unreadable.svs",
-           shared_data / "openslide-fixtures" / "unopenable.tiff",
-           shared_data / "slides" / "pathml-small_dicom_TCGA-XK-AAJU.dcm"]  # fmt: skip
+    bad = [
+        shared_data / "slides" / "histolab-broken.svs",
+        shared_data / "openslide-fixtures" / "unreadable.svs",
+        shared_data / "openslide-fixtures" / "unopenable.tiff",
+        shared_data / "slides" / "pathml-small_dicom_TCGA-XK-AAJU.dcm",
+    ]
     assert main(["tile", str(bad[0]), str(good), *map(str, bad[1:]), "--out", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert "1 done, 0 skipped, 4 failed" in captured.out
@@ -150,7 +153,8 @@ def test_interrupted_run_leaves_nothing_and_resumes(he_slides: dict[str, Path], 
 
 def test_help_on_every_command() -> None:
     for command in (["--help"], ["tile", "--help"], ["synth", "--help"]):
-        result = subprocess.run([sys.executable, "-m", "liposcope", *command], capture_output=True, text=True,
-                                check=False)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "liposcope", *command], capture_output=True, text=True, check=False
+        )
         assert result.returncode == 0
         assert "usage: liposcope" in result.stdout

@@ -51,8 +51,9 @@ def test_tiff_resolution_tags_give_mpp(tmp_path: Path) -> None:
     import tifffile
 
     path = tmp_path / "plain.tif"
-    tifffile.imwrite(path, np.full((64, 64, 3), 200, np.uint8), resolution=(1e4 / 0.8, 1e4 / 0.8),
-                     resolutionunit="CENTIMETER")  # fmt: skip
+    tifffile.imwrite(
+        path, np.full((64, 64, 3), 200, np.uint8), resolution=(1e4 / 0.8, 1e4 / 0.8), resolutionunit="CENTIMETER"
+    )
     slide = Slide(path)
     assert slide.mpp == pytest.approx(0.8, rel=1e-3)
     assert slide.mpp_source in ("openslide", "tiff")

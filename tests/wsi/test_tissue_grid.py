@@ -44,8 +44,15 @@ def test_grid_covers_tissue_on_every_subtype(he_slides: dict[str, Path], label: 
 def test_grid_on_unseen_seed_and_stain(tmp_path: Path, unseen_seed: int, label: str) -> None:
     rng = np.random.default_rng(unseen_seed)
     path = tmp_path / f"unseen-{label}.tiff"
-    write_slide(path, label=label, seed=unseen_seed, width_px=3000, height_px=2400, mpp=0.5,
-                style=random_he_style(rng, variation=1.5))  # fmt: skip
+    write_slide(
+        path,
+        label=label,
+        seed=unseen_seed,
+        width_px=4000,
+        height_px=3200,
+        mpp=0.5,
+        style=random_he_style(rng, variation=1.5),
+    )
     coverage, on_tissue = grid_quality(path, TileSpec(0.5, 128, 0, 0.5))
     assert coverage >= 0.90, f"seed {unseen_seed} {label}: coverage {coverage:.1%}"
     assert on_tissue >= 0.95, f"seed {unseen_seed} {label}: on tissue {on_tissue:.1%}"
@@ -116,7 +123,7 @@ def test_grid_geometry_and_overlap(he_slides: dict[str, Path]) -> None:
     steps = np.diff(np.unique(plain.coords_level0[:, 0]))
     assert set(steps.tolist()) == {200}
     assert set(np.diff(np.unique(overlapping.coords_level0[:, 0])).tolist()) == {100}
-    w, h = 3000, 2400
+    w, h = 4000, 3200
     assert (plain.coords_level0 >= 0).all()
     assert (plain.coords_level0[:, 0] + 200 <= w).all()
     assert (plain.coords_level0[:, 1] + 200 <= h).all()
