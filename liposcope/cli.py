@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted; rerun the same command to resume")
         return 130
+    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+        log.error("internal error (%s: %s); rerun with -v for the traceback and report it", type(exc).__name__, exc)
+        log.debug("traceback", exc_info=True)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +89,9 @@ def _add_synth(sub: Subparsers) -> None:
     p.add_argument("--width", type=int, default=8000, help="level-0 width in pixels (default 8000)")
     p.add_argument("--height", type=int, default=6000, help="level-0 height in pixels (default 6000)")
     p.add_argument("--mpp", type=float, default=0.5, help="level-0 µm per pixel (default 0.5, ≈20x)")
+    p.add_argument(
+        "--stain-variation", type=float, default=1.0, help="spread of random stain colours (1 = default, 0 = none)"
+    )
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -92,12 +99,26 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.cohort:
         labels = write_cohort(
-            args.out, n_slides=args.cohort, seed=args.seed, width_px=args.width, height_px=args.height, mpp=args.mpp
+            args.out,
+            n_slides=args.cohort,
+            seed=args.seed,
+            width_px=args.width,
+            height_px=args.height,
+            mpp=args.mpp,
+            stain_variation=args.stain_variation,
         )
         print(f"wrote {args.cohort} slides and {labels}")  # noqa: T201
         return 0
     path = args.out / f"synth-{args.subtype.lower()}-{args.seed}.tiff"
-    write_slide(path, label=args.subtype, seed=args.seed, width_px=args.width, height_px=args.height, mpp=args.mpp)
+    write_slide(
+        path,
+        label=args.subtype,
+        seed=args.seed,
+        width_px=args.width,
+        height_px=args.height,
+        mpp=args.mpp,
+        stain_variation=args.stain_variation,
+    )
     print(f"wrote {path}")  # noqa: T201
     return 0
 

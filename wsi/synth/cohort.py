@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from liposcope.io import atomic_path
+from liposcope.progress import progress
 from wsi.synth.slide import LABELS, write_slide
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ def write_cohort(
     height_px: int,
     mpp: float = 0.5,
     second_slide_fraction: float = 0.25,
+    stain_variation: float = 1.0,
 ) -> Path:
     """Write ``n_slides`` synthetic slides (``synth-<seed>-<k>.tiff`` + truth sidecars) and ``labels.csv``.
 
@@ -74,19 +77,21 @@ def write_cohort(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["slide_id", "patient_id", "label"])
-    for k, (patient, label) in enumerate(slides):
+    for k, (patient, label) in enumerate(progress(slides, total=len(slides), desc="synth", unit="slide")):
         slide_id = f"synth-{seed}-{k:03d}"
         slide_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
         write_slide(
-            out / f"{slide_id}.tiff", label=label, seed=slide_seed, width_px=width_px, height_px=height_px, mpp=mpp
+            out / f"{slide_id}.tiff",
+            label=label,
+            seed=slide_seed,
+            width_px=width_px,
+            height_px=height_px,
+            mpp=mpp,
+            stain_variation=stain_variation,
         )
         writer.writerow([slide_id, f"P{seed}-{patient:03d}", label])
     labels = out / "labels.csv"
-    tmp = labels.with_name(f".{labels.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(labels) as tmp:
         tmp.write_text(buf.getvalue())
-        os.replace(tmp, labels)
-    finally:
-        tmp.unlink(missing_ok=True)
-    log.info("wrote cohort of %d slides to %s", len(slides), out)
+    log.debug("wrote cohort of %d slides to %s", len(slides), out)
     return labels

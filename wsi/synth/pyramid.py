@@ -124,10 +124,11 @@ def write_pyramid(
     """
     _check_args(width, height, mpp, tile_px, level_factor, quality)
     out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     dims = level_dims(width, height, level_factor, min_level_px)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     scratch_paths = [tmp.with_name(f"{tmp.name}.L{k}.raw") for k in range(1, len(dims))]
-    log.info("writing %s: %dx%d px, %d levels", out, width, height, len(dims))
+    log.debug("writing %s: %dx%d px, %d levels", out, width, height, len(dims))
     try:
         big = width * height * 3 > 2**31
         with tifffile.TiffWriter(tmp, bigtiff=big) as tif:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from liposcope.io import atomic_path
 from wsi.synth.draw import Region, as_float, draw_discs
 from wsi.synth.fields import FloatArray, value_noise
 from wsi.synth.he import FatTexture, MyxoidTexture, PleomorphicTexture, SpindleTexture
@@ -121,9 +122,20 @@ def _texture(label: str, seed: int, rng: np.random.Generator) -> Texture:
 
 
 def make_slide(
-    *, label: str, seed: int, width_px: int, height_px: int, mpp: float = 0.5, style: StainStyle | None = None
+    *,
+    label: str,
+    seed: int,
+    width_px: int,
+    height_px: int,
+    mpp: float = 0.5,
+    style: StainStyle | None = None,
+    stain_variation: float = 1.0,
 ) -> SynthSlide:
-    """Build the slide model for ``label`` (one of :data:`LABELS`); all randomness from ``seed``."""
+    """Build the slide model for ``label`` (one of :data:`LABELS`); all randomness from ``seed``.
+
+    Without ``style``, stain colours are drawn from ``seed`` with ``stain_variation`` times the
+    default lab-to-lab spread (see :func:`random_he_style`).
+    """
     if label not in LABELS:
         msg = f"unknown label {label!r}; synthetic slides support {LABELS}"
         raise ValueError(msg)
@@ -131,7 +143,7 @@ def make_slide(
         msg = f"need width/height >= 64 px and mpp > 0, got {width_px}x{height_px} at {mpp}"
         raise ValueError(msg)
     rng = np.random.default_rng([seed, 0x5EED])
-    style = style if style is not None else random_he_style(rng)
+    style = style if style is not None else random_he_style(rng, stain_variation)
     w_um, h_um = width_px * mpp, height_px * mpp
     tissue = tissue_field(rng, w_um, h_um)
     tex_seed = int(rng.integers(0, 2**31))
@@ -220,11 +232,20 @@ def write_slide(
     height_px: int,
     mpp: float = 0.5,
     style: StainStyle | None = None,
+    stain_variation: float = 1.0,
     mask_downsample: int = 16,
     quality: int = 90,
 ) -> Truth:
     """Write a synthetic pyramidal slide and its ground-truth sidecars; return the truth."""
-    slide = make_slide(label=label, seed=seed, width_px=width_px, height_px=height_px, mpp=mpp, style=style)
+    slide = make_slide(
+        label=label,
+        seed=seed,
+        width_px=width_px,
+        height_px=height_px,
+        mpp=mpp,
+        style=style,
+        stain_variation=stain_variation,
+    )
     out = Path(path)
     sid = out.stem
     write_pyramid(
@@ -242,17 +263,8 @@ def write_slide(
         dediff = slide.dediff.mask(width_px, height_px, mpp, mask_downsample) & tissue
     truth = Truth(sid, label, seed, mpp, width_px, height_px, mask_downsample, slide.style, _version(), tissue, dediff)
     _write_sidecars(out, truth)
-    log.info("wrote %s (%s, tissue %.1f%%)", out, label, 100.0 * float(tissue.mean()))
+    log.debug("wrote %s (%s, tissue %.1f%%)", out, label, 100.0 * float(tissue.mean()))
     return truth
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _png(mask: NDArray[np.bool_]) -> bytes:
@@ -265,8 +277,8 @@ def _png(mask: NDArray[np.bool_]) -> bytes:
 
 def _write_sidecars(slide_path: Path, truth: Truth) -> None:
     json_path, tissue_path, dediff_path = sidecar_paths(slide_path)
-    _atomic_write(tissue_path, _png(truth.tissue_mask))
-    _atomic_write(dediff_path, _png(truth.dediff_mask))
+    _write_bytes(tissue_path, _png(truth.tissue_mask))
+    _write_bytes(dediff_path, _png(truth.dediff_mask))
     meta: dict[str, Any] = {
         "slide_id": truth.slide_id,
         "label": truth.label,
@@ -282,7 +294,7 @@ def _write_sidecars(slide_path: Path, truth: Truth) -> None:
         "stain_style": truth.style.to_dict(),
         "liposcope_version": truth.version,
     }
-    _atomic_write(json_path, (json.dumps(meta, indent=2) + "\n").encode())
+    _write_bytes(json_path, (json.dumps(meta, indent=2) + "\n").encode())
 
 
 def load_truth(slide_path: str | os.PathLike[str]) -> Truth:
@@ -314,3 +326,8 @@ def load_truth(slide_path: str | os.PathLike[str]) -> Truth:
         mask(meta["tissue_mask"]),
         mask(meta["dediff_mask"]),
     )
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
