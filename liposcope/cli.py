@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_tile(sub)
     _add_features(sub)
+    _add_train(sub)
     _add_train_tiles(sub)
     return parser
 
@@ -229,6 +230,41 @@ def _features(args: argparse.Namespace) -> int:
         return f"{'skipped, ' if skipped else ''}{target}"
 
     return _run(args.slides, job, "features")
+
+
+# -- train ---------------------------------------------------------------------------------------------
+def _add_train(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "train",
+        "Train and cross-validate a MIL slide classifier on feature files.",
+        _train,
+        epilog=(
+            "k-fold cross-validation grouped by patient and stratified by label, early stopping on an inner\n"
+            "validation split, temperature scaling on out-of-fold logits, then a final model on all slides.\n"
+            "writes RUN/oof_predictions.csv, RUN/metrics.json, RUN/confusion.png, RUN/model/{model.safetensors,\n"
+            "model.json}.\n"
+            "example:\n  liposcope train --config configs/abmil.yaml --labels labels.csv --features feats --out run"
+        ),
+    )
+    p.add_argument("--config", required=True, help="train config: a YAML path or abmil / meanpool / transmil")
+    p.add_argument("--labels", type=Path, required=True, help="labels.csv: slide_id,patient_id,label")
+    p.add_argument("--features", type=Path, required=True, help="folder of <slide_id>.h5 from `liposcope features`")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--folds", type=int, help="number of cross-validation folds (default from the config)")
+    p.add_argument("--seed", type=int, help="random seed (default from the config)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training import train_mil
+
+    result = train_mil(args.config, args.labels, args.features, args.out, folds=args.folds, seed=args.seed)
+    m = result.metrics
+    print(  # noqa: T201
+        f"out-of-fold balanced accuracy {m['balanced_accuracy']:.3f}, macro AUROC {m['auroc_macro']}, "
+        f"temperature {result.temperature:.2f}; model in {result.model_dir}"
+    )
+    return 0
 
 
 # -- train-tiles --------------------------------------------------------------------------------------

@@ -16,10 +16,12 @@ from typing import Any
 import safetensors.torch
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from liposcope.errors import ConfigError, ModelCardError, where
 from liposcope.io import sha256_file
+from training.checkpoint import BackboneSpec, Normalisation
 
 log = logging.getLogger(__name__)
 
@@ -30,28 +32,22 @@ _WRAPPER_PREFIXES = ("module.", "model.", "backbone.", "encoder.", "trunk.")
 
 @dataclass(frozen=True)
 class Backbone:
-    """A timm encoder (``num_classes=0``, eval mode) and what is needed to feed it and to reproduce it."""
+    """A timm encoder (``num_classes=0``, eval mode), its description, and where its weights came from."""
 
     model: nn.Module = field(repr=False)
-    name: str
+    spec: BackboneSpec
     weights: str
-    weights_sha256: str
-    kwargs: dict[str, Any]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    input_px: int
-    feature_dim: int
 
-    def card(self) -> dict[str, Any]:
-        """The backbone's entry in feature files and model cards."""
-        return {
-            "name": self.name,
-            "kwargs": self.kwargs,
-            "weights_sha256": self.weights_sha256,
-            "normalisation": {"mean": list(self.mean), "std": list(self.std)},
-            "input_px": self.input_px,
-            "feature_dim": self.feature_dim,
-        }
+    def prepare(self, tiles: torch.Tensor) -> torch.Tensor:
+        """uint8 tiles (b × 3 × h × w, on any device) → normalised float input, resized if the model needs it."""
+        norm = self.spec.normalisation
+        mean = torch.tensor(norm.mean, device=tiles.device).view(1, 3, 1, 1)
+        std = torch.tensor(norm.std, device=tiles.device).view(1, 3, 1, 1)
+        x = (tiles.float() / 255.0 - mean) / std  # b x 3 x h x w
+        size = self.spec.input_px
+        if size is not None and x.shape[-1] != size:
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return x
 
 
 def create_backbone(
@@ -91,17 +87,24 @@ def create_backbone(
         sha = f"random:seed{seed}" if path is None else _load_file(model, path, name)
     model.eval()
     config = timm.data.resolve_model_data_config(model)
-    return Backbone(
-        model=model,
+    spec = BackboneSpec(
         name=name,
-        weights=str(weights) if weights is not None else "timm-cache",
         weights_sha256=sha,
-        kwargs=kwargs,
-        mean=tuple(float(v) for v in config["mean"]),  # type: ignore[arg-type]
-        std=tuple(float(v) for v in config["std"]),  # type: ignore[arg-type]
-        input_px=int(config["input_size"][-1]),
+        normalisation=Normalisation(tuple(map(float, config["mean"])), tuple(map(float, config["std"]))),
         feature_dim=int(model.num_features),  # type: ignore[arg-type]
+        kwargs=kwargs,
+        input_px=_fixed_input_px(model),
     )
+    return Backbone(model, spec, str(weights) if weights is not None else "timm-cache")
+
+
+def _fixed_input_px(model: nn.Module) -> int | None:
+    """The input side a ViT-style model requires, or ``None`` when it takes any size (CNNs, dynamic ViTs)."""
+    embed = getattr(model, "patch_embed", None)
+    if embed is None or getattr(embed, "dynamic_img_size", False) or getattr(embed, "strict_img_size", True) is False:
+        return None
+    size = getattr(embed, "img_size", None)
+    return int(size[-1]) if isinstance(size, tuple | list) else (int(size) if size else None)
 
 
 def _create(name: str, model_args: dict[str, Any], seed: int) -> nn.Module:
@@ -211,23 +214,22 @@ def _folder_sha(path: Path) -> str:
     return sha256_file(path / "config.json")
 
 
-def backbone_from_card(card: dict[str, Any], weights: str | Path | None) -> Backbone:
+def backbone_from_spec(spec: BackboneSpec, weights: str | Path | None) -> Backbone:
     """Rebuild the encoder a feature file or model card describes, and check the weights match it.
 
     Raises:
-        ModelCardError: the weights' sha256 differs from the card's.
+        ModelCardError: the weights' sha256 differs from the spec's.
     """
-    backbone = create_backbone(card["name"], weights, kwargs=card.get("kwargs") or {}, seed=_seed(card))
-    if backbone.weights_sha256 != card["weights_sha256"]:
+    backbone = create_backbone(spec.name, weights, kwargs=spec.kwargs, seed=_seed(spec.weights_sha256))
+    if backbone.spec.weights_sha256 != spec.weights_sha256:
         msg = where(
-            weights or card["name"],
-            f"weights sha256 {backbone.weights_sha256[:12]} differ from the model's {card['weights_sha256'][:12]}",
+            weights or spec.name,
+            f"weights sha256 {backbone.spec.weights_sha256[:12]} differ from the model's {spec.weights_sha256[:12]}",
             "pass the backbone weights the model was trained with",
         )
         raise ModelCardError(msg)
     return backbone
 
 
-def _seed(card: dict[str, Any]) -> int:
-    sha = str(card.get("weights_sha256", ""))
+def _seed(sha: str) -> int:
     return int(sha.removeprefix("random:seed")) if sha.startswith("random:seed") else 0

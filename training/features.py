@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from liposcope import __version__
@@ -71,7 +71,7 @@ def extract_features(
     slide_id = slide_id_from_path(slide_path)
     target = Path(out) / f"{slide_id}.h5"
     grid = _grid(Path(slide_path), spec, tissue, tiles_dir, slide_mpp)
-    settings = {"backbone": backbone.card(), "tiling": grid.attrs(), "precision": precision}
+    settings = {"backbone": asdict(backbone.spec), "tiling": grid.attrs(), "precision": precision}
     if _matches(target, settings):
         return target, True
     dev = pick_device(device)
@@ -105,19 +105,15 @@ def encode(
     if precision not in PRECISIONS:
         raise ConfigError(where(f"--precision {precision}", "unknown precision", f"use one of {', '.join(PRECISIONS)}"))
     model = backbone.model.to(device)
-    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1)
     dataset = TileBlockDataset(grid.slide_path, grid)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda")
-    out = np.empty((len(grid), backbone.feature_dim), np.float32)
+    out = np.empty((len(grid), backbone.spec.feature_dim), np.float32)
     pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def flush() -> None:
         indices = torch.cat([i for i, _ in pending])
         tiles = torch.cat([t for _, t in pending]).to(device, non_blocking=True)  # b x 3 x h x w uint8
-        x = (tiles.float() / 255.0 - mean) / std
-        if x.shape[-1] != backbone.input_px:
-            x = F.interpolate(x, size=backbone.input_px, mode="bilinear", antialias=True, align_corners=False)
+        x = backbone.prepare(tiles)
         dtype = PRECISIONS[precision]
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             feats = model(x)  # b x d
@@ -134,15 +130,16 @@ def encode(
 
 
 def _attrs(grid: TileGrid, backbone: Backbone, settings: dict[str, Any], precision: str) -> dict[str, Any]:
+    spec = backbone.spec
     return {
         **grid.attrs(),
         "mpp": grid.spec.target_mpp,
-        "backbone": backbone.name,
-        "backbone_kwargs": json.dumps(backbone.kwargs),
-        "weights_sha256": backbone.weights_sha256,
-        "normalisation": json.dumps({"mean": list(backbone.mean), "std": list(backbone.std)}),
-        "input_px": backbone.input_px,
-        "feature_dim": backbone.feature_dim,
+        "backbone": spec.name,
+        "backbone_kwargs": json.dumps(spec.kwargs),
+        "weights_sha256": spec.weights_sha256,
+        "normalisation": json.dumps(asdict(spec.normalisation)),
+        "input_px": spec.input_px or 0,
+        "feature_dim": spec.feature_dim,
         "precision": precision,
         "version": __version__,
         "settings": json.dumps(settings),

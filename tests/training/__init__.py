@@ -17,18 +17,20 @@ def write_features(path: Path, features: np.ndarray, *, backbone: str = "test_vi
     with h5py.File(path, "w") as h5:
         h5.create_dataset("coords", data=np.arange(2 * len(features), dtype=np.int64).reshape(-1, 2) * 256)
         h5.create_dataset("features", data=features)
-        h5.attrs.update({
-            "backbone": backbone,
-            "weights_sha256": "0" * 64,
-            "target_mpp": 0.5,
-            "tile_size": 224,
-            "tile_size_level0": 224,
-            "overlap": 0,
-            "min_tissue": 0.5,
-            "normalisation": json.dumps({"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}),
-            "version": "0.1.0",
-            "slide_id": slide_id or path.stem,
-        })  # fmt: skip
+        h5.attrs.update(
+            {
+                "backbone": backbone,
+                "weights_sha256": "0" * 64,
+                "target_mpp": 0.5,
+                "tile_size": 224,
+                "tile_size_level0": 224,
+                "overlap": 0,
+                "min_tissue": 0.5,
+                "normalisation": json.dumps({"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}),
+                "version": "0.1.0",
+                "slide_id": slide_id or path.stem,
+            }
+        )
     return path
 
 

@@ -16,7 +16,7 @@ import torch
 
 from liposcope.errors import ConfigError, ModelCardError
 from liposcope.io import sha256_file
-from training.backbones import backbone_from_card, create_backbone
+from training.backbones import backbone_from_spec, create_backbone
 from training.features import extract_features
 from wsi import tiling_config
 
@@ -33,9 +33,9 @@ def test_random_weights_are_seeded() -> None:
     a, b, c = (create_backbone(NAME, "random", seed=s) for s in (1, 1, 2))
     assert torch.equal(_outputs(a.model), _outputs(b.model))
     assert not torch.equal(_outputs(a.model), _outputs(c.model))
-    assert a.weights_sha256 == "random:seed1"
-    assert a.feature_dim == _outputs(a.model).shape[1]
-    assert len(a.mean) == len(a.std) == 3
+    assert a.spec.weights_sha256 == "random:seed1"
+    assert a.spec.feature_dim == _outputs(a.model).shape[1]
+    assert len(a.spec.normalisation.mean) == len(a.spec.normalisation.std) == 3
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
@@ -49,8 +49,8 @@ def test_local_weight_files_load_exactly(tmp_path: Path, suffix: str) -> None:
         torch.save({"state_dict": state}, path)
     backbone = create_backbone(NAME, path)
     assert torch.equal(_outputs(backbone.model), _outputs(source))
-    assert backbone.weights_sha256 == sha256_file(path)
-    assert backbone_from_card(backbone.card(), path).weights_sha256 == backbone.weights_sha256
+    assert backbone.spec.weights_sha256 == sha256_file(path)
+    assert backbone_from_spec(backbone.spec, path).spec == backbone.spec
 
 
 def test_hugging_face_folder(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_bad_weights_give_clear_errors(tmp_path: Path) -> None:
     fitting = tmp_path / "fitting.safetensors"
     safetensors.torch.save_file(create_backbone(NAME, "random", seed=5).model.state_dict(), str(fitting))
     with pytest.raises(ModelCardError, match="differ from the model's"):
-        backbone_from_card(create_backbone(NAME, "random", seed=3).card(), fitting)
+        backbone_from_spec(create_backbone(NAME, "random", seed=3).spec, fitting)
 
 
 def test_features_file_layout_and_skip(he_slides: dict[str, Path], tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_features_file_layout_and_skip(he_slides: dict[str, Path], tmp_path: Pat
     with h5py.File(path) as h5:
         coords, feats, attrs = h5["coords"][:], h5["features"][:], dict(h5.attrs)
     assert coords.shape == (len(feats), 2)
-    assert feats.shape[1] == backbone.feature_dim
+    assert feats.shape[1] == backbone.spec.feature_dim
     assert np.isfinite(feats).all()
     assert feats.std(axis=0).mean() > 0  # tiles differ
     assert attrs["backbone"] == NAME

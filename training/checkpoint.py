@@ -1,0 +1,252 @@
+"""The model format: ``model.json`` (a :class:`ModelCard`) next to ``model.safetensors``.
+
+Training, inference and the mitosis detector all read and write models through this module.
+The card holds everything needed to rebuild and use the model: classes, head name and
+hyperparameters, backbone name, weights hash and normalisation, tiling, calibration and
+out-of-distribution statistics. Weights load with safetensors only; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from liposcope import __version__
+from liposcope.config import from_dict
+from liposcope.errors import ConfigError, ModelCardError, where
+from liposcope.io import atomic_path
+from training.mil import create_mil
+from wsi.grid import TileSpec
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CARD_FILE, WEIGHTS_FILE = "model.json", "model.safetensors"
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """The network to rebuild: a registered head ``name`` and its hyperparameters."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-channel RGB ``mean`` and ``std`` the backbone's input tiles are normalised with."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """The tile encoder the features came from: timm ``name`` and ``kwargs``, weights hash, input normalisation.
+
+    ``input_px`` is the side tiles are resized to for models that need a fixed input (ViTs without
+    dynamic image size); ``None`` feeds tiles at their tiled size.
+    """
+
+    name: str
+    weights_sha256: str
+    normalisation: Normalisation
+    feature_dim: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    input_px: int | None = None
+
+
+@dataclass(frozen=True)
+class OODStats:
+    """Where training slides' mean features lie: a probabilistic-PCA Mahalanobis distance.
+
+    ``components`` (k x d, orthonormal rows) carry ``variances`` (k); the remaining directions
+    share ``residual_variance``. ``threshold`` is the 99th percentile of the training slides'
+    distances: a new slide above it is unlike the training data.
+    """
+
+    mean: tuple[float, ...]
+    components: tuple[tuple[float, ...], ...]
+    variances: tuple[float, ...]
+    residual_variance: float
+    threshold: float
+    n_slides: int
+
+    @classmethod
+    def fit(cls, slide_means: np.ndarray, max_components: int = 8) -> OODStats:
+        """Fit on one mean feature vector per training slide (n x d).
+
+        Example:
+            >>> stats = OODStats.fit(np.random.default_rng(0).normal(size=(20, 16)))
+            >>> bool(stats.distance(np.zeros(16)) < stats.distance(np.full(16, 10.0)))
+            True
+        """
+        mean = slide_means.mean(axis=0)
+        centred = slide_means - mean
+        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+        eig = sv**2 / max(len(slide_means) - 1, 1)
+        k = max(1, min(max_components, len(slide_means) // 2))
+        residual = float(eig[k:].sum() / max(slide_means.shape[1] - k, 1)) if len(eig) > k else 0.0
+        floor = max(float(eig.max(initial=0.0)) * 1e-6, 1e-12)
+        stats = cls(
+            mean=tuple(mean.tolist()),
+            components=tuple(tuple(row) for row in vt[:k].tolist()),
+            variances=tuple(np.maximum(eig[:k], floor).tolist()),
+            residual_variance=max(residual, floor),
+            threshold=0.0,
+            n_slides=len(slide_means),
+        )
+        return dataclasses.replace(stats, threshold=float(np.percentile(stats.distance(slide_means), 99)))
+
+    def distance(self, slide_means: np.ndarray) -> np.ndarray:
+        """Mahalanobis-type distance of mean features (d, or n x d) from the training slides."""
+        delta = np.atleast_2d(slide_means) - np.asarray(self.mean)  # n x d
+        proj = delta @ np.asarray(self.components).T  # n x k
+        residual = np.maximum((delta**2).sum(axis=1) - (proj**2).sum(axis=1), 0.0)  # n
+        d2 = (proj**2 / np.asarray(self.variances)).sum(axis=1) + residual / self.residual_variance
+        distances: np.ndarray = np.sqrt(d2)
+        return distances
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """``model.json``: what a model predicts and how to feed it."""
+
+    kind: str
+    classes: tuple[str, ...]
+    head: HeadSpec
+    backbone: BackboneSpec
+    tiling: TileSpec
+    metrics: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, float] = field(default_factory=lambda: {"temperature": 1.0})
+    ood: OODStats | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    liposcope_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature fitted on out-of-fold logits (1.0 = uncalibrated)."""
+        return float(self.calibration.get("temperature", 1.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = CARD_FILE) -> ModelCard:
+        """Parse card data, rejecting unknown keys and format versions.
+
+        Raises:
+            ModelCardError: naming ``source``, the problem and the fix.
+
+        Example:
+            >>> ModelCard.from_dict(card.to_dict()) == card  # doctest: +SKIP
+            True
+        """
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            msg = where(source, f"unknown model format version {version!r}", f"this liposcope reads {FORMAT_VERSION}")
+            raise ModelCardError(msg)
+        try:
+            return from_dict(cls, data, source)
+        except (ConfigError, TypeError, ValueError) as exc:
+            msg = f"{exc}; re-export the model with this liposcope version"
+            raise ModelCardError(msg) from exc
+
+
+def save_model(model_dir: str | Path, module: nn.Module, card: ModelCard) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``model_dir`` atomically (replacing it).
+
+    Example:
+        >>> save_model("run/model", head, card)  # doctest: +SKIP
+        PosixPath('run/model')
+    """
+    folder = Path(model_dir)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "liposcope_version": __version__})
+        (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600; models are shared read-only
+        text = json.dumps(_plain(card.to_dict()), indent=2, allow_nan=False)
+        (tmp / CARD_FILE).write_text(text + "\n", encoding="utf-8")
+    log.info("saved model to %s", folder)
+    return folder
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready copy: NaN/inf → None, paths → str, numpy → Python, tuples → lists."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray | np.generic):
+        return _plain(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return str(obj) if isinstance(obj, Path) else obj
+
+
+def load_card(model_dir: str | Path) -> ModelCard:
+    """Read ``model_dir/model.json``.
+
+    Raises:
+        ModelCardError: the folder or card is missing, or the card is not valid JSON or not a card.
+
+    Example:
+        >>> load_card("run/model").classes  # doctest: +SKIP
+        ('WDLPS', 'DDLPS', 'MLPS', 'PLPS')
+    """
+    path = Path(model_dir) / CARD_FILE
+    if not Path(model_dir).is_dir():
+        raise ModelCardError(where(model_dir, "model folder not found", "pass the folder holding model.json"))
+    if not path.is_file():
+        raise ModelCardError(where(path, "model card not found", "pass a folder written by `liposcope train`"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelCardError(where(path, f"invalid JSON ({exc})", "restore the file from the training run")) from exc
+    if not isinstance(data, dict):
+        raise ModelCardError(where(path, "expected a JSON object", "restore the file from the training run"))
+    return ModelCard.from_dict(data, str(path))
+
+
+def load_mil(model_dir: str | Path) -> tuple[nn.Module, ModelCard]:
+    """Rebuild a MIL head from its card and load its safetensors weights (eval mode, CPU).
+
+    Raises:
+        ModelCardError: missing files, an invalid card, a card that is not a MIL model, or weights
+            that do not match the head the card describes.
+
+    Example:
+        >>> head, card = load_mil("run/model")  # doctest: +SKIP
+        >>> probs = torch.softmax(head(features[None]).logits / card.temperature, dim=1)  # doctest: +SKIP
+    """
+    card = load_card(model_dir)
+    path = Path(model_dir) / WEIGHTS_FILE
+    if card.kind != "mil":
+        raise ModelCardError(where(path.parent, f"model kind is '{card.kind}', not 'mil'", "pass a MIL model"))
+    if not path.is_file():
+        raise ModelCardError(where(path, "weights not found", "copy model.safetensors next to model.json"))
+    try:
+        module = create_mil(card.head.name, card.backbone.feature_dim, len(card.classes), **card.head.config)
+    except ConfigError as exc:
+        raise ModelCardError(where(path.parent / CARD_FILE, str(exc), "check the card's head section")) from exc
+    try:
+        state = load_file(str(path))
+        module.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        problem = f"weights do not match the card's head '{card.head.name}' ({str(exc).splitlines()[0]})"
+        raise ModelCardError(where(path, problem, "use the model.json saved with these weights")) from exc
+    return module.eval(), card
