@@ -86,6 +86,13 @@ def _add_synth(sub: Subparsers) -> None:
     p.add_argument("out", type=Path, metavar="OUT", help="folder for <slide_id>.tiff and its ground-truth sidecar")
     p.add_argument("--subtype", choices=SUBTYPES, default="DDLPS", help="subtype of a single slide (default DDLPS)")
     p.add_argument("--cohort", type=int, metavar="N", help="write N slides across subtypes and OUT/labels.csv")
+    p.add_argument(
+        "--label-tiles",
+        type=Path,
+        metavar="TILES",
+        help="write no slides: label the tiles of a `liposcope tile` run over OUT from the ground truth "
+        "(TILES/tile_labels.csv, for train-tiles --tile-labels)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--width", type=int, default=8000, help="level-0 width in pixels (default 8000)")
     p.add_argument("--height", type=int, default=6000, help="level-0 height in pixels (default 6000)")
@@ -96,8 +103,11 @@ def _add_synth(sub: Subparsers) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from wsi.synth import write_cohort, write_slide
+    from wsi.synth import write_cohort, write_slide, write_tile_labels
 
+    if args.label_tiles:
+        print(f"wrote {write_tile_labels(args.out, args.label_tiles)}")  # noqa: T201
+        return 0
     if args.cohort:
         labels = write_cohort(
             args.out,
@@ -294,6 +304,7 @@ def _add_train_tiles(sub: Subparsers) -> None:
         ("--batch-size", int, "tiles per step (default 64)"),
         ("--lr", float, "AdamW learning rate (default 5e-4)"),
         ("--max-tiles-per-slide", int, "tiles sampled per slide (default 150)"),
+        ("--stain-jitter", float, "std of the HED stain scaling augmentation (default 0.2)"),
         ("--seed", int, "random seed (default 0)"),
         ("--workers", int, "image-loading worker processes (default 2)"),
     ):
@@ -305,7 +316,18 @@ def _train_tiles(args: argparse.Namespace) -> int:
     from liposcope.config import from_dict
     from training.train_tiles import TileTrainConfig, train_tiles
 
-    keys = ("backbone", "weights", "epochs", "batch_size", "lr", "max_tiles_per_slide", "seed", "workers", "device")
+    keys = (
+        "backbone",
+        "weights",
+        "epochs",
+        "batch_size",
+        "lr",
+        "max_tiles_per_slide",
+        "stain_jitter",
+        "seed",
+        "workers",
+        "device",
+    )
     values = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     if args.classes:
         values["classes"] = [c.strip() for c in args.classes.split(",")]

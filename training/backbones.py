@@ -91,11 +91,16 @@ def create_backbone(
         name=name,
         weights_sha256=sha,
         normalisation=Normalisation(tuple(map(float, config["mean"])), tuple(map(float, config["std"]))),
-        feature_dim=int(model.num_features),  # type: ignore[arg-type]
+        feature_dim=_output_dim(model),
         kwargs=kwargs,
         input_px=_fixed_input_px(model),
     )
     return Backbone(model, spec, str(weights) if weights is not None else "timm-cache")
+
+
+def _output_dim(model: nn.Module) -> int:
+    """Width of the pooled output with ``num_classes=0`` (``head_hidden_size`` where a head has a hidden layer)."""
+    return int(getattr(model, "head_hidden_size", None) or model.num_features)  # type: ignore[arg-type]
 
 
 def _fixed_input_px(model: nn.Module) -> int | None:

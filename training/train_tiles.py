@@ -49,6 +49,7 @@ class TileTrainConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.25
     max_tiles_per_slide: int = 150
+    stain_jitter: float = 0.2
     seed: int = 0
     workers: int = 2
     device: str = "auto"
@@ -194,13 +195,13 @@ def _fit(
         model.train()
         losses = []
         for tiles, labels in loader:
-            tiles = flip_rotate(hed_jitter(tiles, generator=generator), generator=generator)
+            tiles = flip_rotate(hed_jitter(tiles, sigma=cfg.stain_jitter, generator=generator), generator=generator)
             logits = model(backbone.prepare(tiles.to(device)))
             loss = F.cross_entropy(logits, labels.to(device), weight=weight.to(device))
             optimiser.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         metrics = _evaluate(backbone, val_items, cfg, device)
         bacc = metrics["balanced_accuracy"]
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_bacc": bacc})

@@ -126,3 +126,13 @@ def test_interrupted_extraction_resumes_to_the_same_files(he_slides: dict[str, P
         with h5py.File(tmp_path / "a" / name) as a, h5py.File(tmp_path / "b" / name) as b:
             np.testing.assert_array_equal(a["coords"][:], b["coords"][:])
             np.testing.assert_allclose(a["features"][:], b["features"][:], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "mobilenetv3_small_050", "test_vit"])
+def test_feature_dim_is_the_pooled_output_width(name: str) -> None:
+    """mobilenetv3's pooled output passes a hidden head layer: wider than ``num_features``."""
+    backbone = create_backbone(name, "random")
+    side = backbone.spec.input_px or 96
+    with torch.inference_mode():
+        out = backbone.model(backbone.prepare(torch.zeros(1, 3, side, side, dtype=torch.uint8)))
+    assert out.shape == (1, backbone.spec.feature_dim)

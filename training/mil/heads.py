@@ -76,26 +76,39 @@ class MeanPool(nn.Module):
 
 @register_mil("abmil")
 class GatedABMIL(nn.Module):
-    """Gated attention MIL (Ilse et al. 2018): a_i ∝ exp(w·(tanh(V h_i) ⊙ sigmoid(U h_i)))."""
+    """Gated attention MIL (Ilse et al. 2018): a_i ∝ exp(w·(tanh(V h_i) ⊙ sigmoid(U h_i))).
+
+    ``branches`` > 1 learns that many attention distributions and classifies their concatenated
+    poolings, so one branch can look at, say, the fat while another finds a dedifferentiated
+    nodule; the returned attention is their average. ``branches=1`` is the original model.
+    """
 
     def __init__(
-        self, in_dim: int, n_classes: int, *, hidden_dim: int = 256, attn_dim: int = 128, dropout: float = 0.25
+        self,
+        in_dim: int,
+        n_classes: int,
+        *,
+        hidden_dim: int = 256,
+        attn_dim: int = 128,
+        dropout: float = 0.25,
+        branches: int = 1,
     ) -> None:
         super().__init__()
         self.in_dim = in_dim
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.attn_tanh = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Tanh(), nn.Dropout(dropout))
         self.attn_gate = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Sigmoid(), nn.Dropout(dropout))
-        self.attn_score = nn.Linear(attn_dim, 1)
-        self.classifier = nn.Linear(hidden_dim, n_classes)
+        self.attn_score = nn.Linear(attn_dim, branches)
+        self.classifier = nn.Linear(hidden_dim * branches, n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
         h = self.project(x)  # b x n x h
         gated = self.attn_tanh(h) * self.attn_gate(h)  # b x n x a
-        attention = _masked_softmax(self.attn_score(gated).squeeze(-1), valid)  # b x n
-        pooled = torch.einsum("bn,bnh->bh", attention, h)  # b x h
-        return MILOutput(self.classifier(pooled), attention)
+        scores = self.attn_score(gated).transpose(1, 2)  # b x k x n
+        attention = _masked_softmax(scores, valid.unsqueeze(1).expand_as(scores))  # b x k x n
+        pooled = torch.einsum("bkn,bnh->bkh", attention, h).flatten(1)  # b x (k*h)
+        return MILOutput(self.classifier(pooled), attention.mean(dim=1))
 
 
 class _Block(nn.Module):

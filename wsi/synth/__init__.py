@@ -8,7 +8,7 @@ Example:
     >>> truth = write_slide("s.tiff", label="DDLPS", seed=1, width_px=4000, height_px=3000)  # doctest: +SKIP
 """
 
-from wsi.synth.cohort import write_cohort
+from wsi.synth.cohort import write_cohort, write_tile_labels
 from wsi.synth.pyramid import level_dims, write_pyramid
 from wsi.synth.slide import LABELS, SynthSlide, Truth, load_truth, make_slide, sidecar_paths, write_slide
 from wsi.synth.stain import Stain, StainStyle, he_style, random_he_style, render_rgb
@@ -29,4 +29,5 @@ __all__ = [
     "write_cohort",
     "write_pyramid",
     "write_slide",
+    "write_tile_labels",
 ]

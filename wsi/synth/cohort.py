@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from liposcope.errors import SlideError, where
 from liposcope.io import atomic_path
 from liposcope.progress import progress
-from wsi.synth.slide import LABELS, write_slide
+from wsi.grid import TileGrid
+from wsi.synth.slide import LABELS, load_truth, write_slide
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +97,34 @@ def write_cohort(
         tmp.write_text(buf.getvalue())
     log.debug("wrote cohort of %d slides to %s", len(slides), out)
     return labels
+
+
+def write_tile_labels(cohort_dir: str | os.PathLike[str], tiles_dir: str | os.PathLike[str]) -> Path:
+    """Tile labels from the generator's masks, for ``liposcope train-tiles --tile-labels``.
+
+    For every tile grid under ``tiles_dir`` (a ``liposcope tile`` run over slides of ``cohort_dir``),
+    tiles of a DDLPS slide mostly outside its dedifferentiated region are labelled WDLPS (its
+    well-differentiated component); other tiles keep their slide's label and are not listed.
+
+    Returns:
+        ``tiles_dir/tile_labels.csv`` (``slide_id,x,y,label``).
+    """
+    grids = sorted(Path(tiles_dir).glob("*/tiles.h5"))
+    if not grids:
+        raise SlideError(
+            where(tiles_dir, "no tile grids (*/tiles.h5) found", "run `liposcope tile` on the cohort first")
+        )
+    rows = []
+    for grid_file in grids:
+        truth = load_truth(Path(cohort_dir) / f"{grid_file.parent.name}.tiff")
+        if truth.label != "DDLPS":
+            continue
+        grid = TileGrid.load(grid_file)
+        side = grid.tile_size_level0
+        for x, y in grid.coords_level0.tolist():
+            label = "DDLPS" if truth.dediff_fraction(x, y, side, side) >= 0.5 else "WDLPS"
+            rows.append(f"{truth.slide_id},{x},{y},{label}\n")
+    out = Path(tiles_dir) / "tile_labels.csv"
+    with atomic_path(out) as tmp:
+        tmp.write_text("slide_id,x,y,label\n" + "".join(rows))
+    return out
