@@ -111,9 +111,8 @@ def write_tile_labels(cohort_dir: str | os.PathLike[str], tiles_dir: str | os.Pa
     """
     grids = sorted(Path(tiles_dir).glob("*/tiles.h5"))
     if not grids:
-        raise SlideError(
-            where(tiles_dir, "no tile grids (*/tiles.h5) found", "run `liposcope tile` on the cohort first")
-        )
+        msg = where(Path(tiles_dir), "no tile grids (*/tiles.h5) found", "run `liposcope tile` on the cohort first")
+        raise SlideError(msg)
     rows = []
     for grid_file in grids:
         truth = load_truth(Path(cohort_dir) / f"{grid_file.parent.name}.tiff")
