@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"liposcope {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_demo(sub)
+    _add_predict(sub)
     _add_synth(sub)
     _add_tile(sub)
     _add_features(sub)
@@ -72,6 +74,71 @@ def _add_slides(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--slide-mpp", type=float, metavar="M", help="level-0 µm per pixel, for slides whose metadata lacks it"
     )
+
+
+# -- demo ----------------------------------------------------------------------------------------------
+def _add_demo(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "demo",
+        "Generate a synthetic slide and classify it with the shipped demo model (synthetic data, not for diagnosis).",
+        _demo,
+    )
+    p.add_argument("--out", type=Path, default=Path("liposcope-demo"), help="output folder (default liposcope-demo)")
+    p.add_argument("--subtype", choices=SUBTYPES, default="DDLPS", help="subtype of the demo slide (default DDLPS)")
+    p.add_argument("--seed", type=int, default=2026, help="seed of the demo slide (default 2026)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from inference.demo import DISCLAIMER, run_demo
+
+    slide, pred, folder = run_demo(args.out, subtype=args.subtype, seed=args.seed)
+    lines = [f"slide:      {slide} (synthetic {args.subtype})"]
+    if pred is not None:
+        lines.append(f"prediction: {pred.predicted_class} (p = {pred.confidence:.2f}), {len(pred.attention)} tiles")
+        lines += [f"warning:    {w}" for w in pred.warnings]
+    lines += [f"report:     {folder / 'report.html'}", f"outputs:    {folder}/", "", DISCLAIMER]
+    print("\n".join(lines))  # noqa: T201
+    return 0
+
+
+# -- predict -------------------------------------------------------------------------------------------
+def _add_predict(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "predict",
+        "Classify slides with a trained model: probabilities, attention heatmap, GeoJSON, HTML report.",
+        _predict,
+        epilog=(
+            "writes OUT/<slide_id>/prediction.json, heatmap.png, heatmap.geojson (QuPath detections),\n"
+            "top_tiles.png and report.html. Tiling and features follow the model's model.json exactly.\n"
+            "example:\n  liposcope predict case.svs --model run/model --out results"
+        ),
+    )
+    _add_slides(p)
+    p.add_argument("--model", type=Path, required=True, help="model folder (model.json + model.safetensors)")
+    p.add_argument("--weights", help="backbone weights, if not in the model folder as backbone.safetensors")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    p.add_argument("--batch-size", type=int, default=64, help="tiles per forward pass (default 64)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes reading tiles (default 0)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="autocast precision")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from inference import load_model, predict_to_folder
+
+    model = load_model(args.model, weights=args.weights)
+    options = {"slide_mpp": args.slide_mpp, "device": args.device, "batch_size": args.batch_size,
+               "workers": args.workers, "precision": args.precision}  # fmt: skip
+
+    def job(path: Path) -> str:
+        pred, folder = predict_to_folder(path, model, args.out, **options)
+        if pred is None:
+            return f"skipped, {folder / 'prediction.json'}"
+        flags = f", {len(pred.warnings)} warning(s)" if pred.warnings else ""
+        return f"{pred.predicted_class} {pred.confidence:.2f}{flags}"
+
+    return _run(args.slides, job, "predict")
 
 
 # -- synth -----------------------------------------------------------------------------------------

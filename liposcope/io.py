@@ -56,15 +56,21 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
 
 
-def write_png(path: str | Path, rgb: np.ndarray) -> None:
-    """Write an RGB (or grey) uint8 image as PNG, atomically."""
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an RGB (or grey) uint8 image."""
     image = rgb[..., ::-1] if rgb.ndim == 3 else rgb
     ok, data = cv2.imencode(".png", np.ascontiguousarray(image))
     if not ok:
-        msg = f"{path}: PNG encoding failed"
+        msg = f"PNG encoding failed for an image of shape {rgb.shape}"
         raise OSError(msg)
+    return data.tobytes()
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB (or grey) uint8 image as PNG, atomically."""
+    data = encode_png(rgb)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data.tobytes())
+        tmp.write_bytes(data)
 
 
 def _jsonable(obj: Any) -> Any:

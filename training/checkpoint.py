@@ -130,6 +130,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, float] = field(default_factory=lambda: {"temperature": 1.0})
     ood: OODStats | None = None
+    stain: OODStats | None = None
     training: dict[str, Any] = field(default_factory=dict)
     liposcope_version: str = __version__
     format_version: int = FORMAT_VERSION

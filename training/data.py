@@ -43,6 +43,8 @@ class SlideBag:
     label: int
     features: torch.Tensor
     path: Path
+    slide_mpp: float = 0.0
+    stain: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,16 +133,17 @@ def load_cohort(labels_csv: str | Path, features_dir: str | Path, classes: Seque
     bags, infos = [], []
     for row in progress(rows, desc="loading features", unit="slide"):
         path = folder / f"{row.slide_id}.h5"
-        features, info = _read_bag(path)
+        features, info, (slide_mpp, stain) = _read_bag(path)
         infos.append((path, info))
-        bags.append(SlideBag(row.slide_id, row.patient_id, list(classes).index(row.label), features, path))
+        label = list(classes).index(row.label)
+        bags.append(SlideBag(row.slide_id, row.patient_id, label, features, path, slide_mpp, stain))
     backbone, tiling = _check_consistent(infos)
     log.info("loaded %d bags (%d tiles, %d dims)", len(bags), sum(len(b.features) for b in bags), backbone.feature_dim)
     return Cohort(tuple(bags), tuple(classes), backbone, tiling)
 
 
-def _read_bag(path: Path) -> tuple[torch.Tensor, tuple[BackboneSpec, TileSpec]]:
-    """Features (n x d float32) and the backbone/tiling description of one feature file."""
+def _read_bag(path: Path) -> tuple[torch.Tensor, tuple[BackboneSpec, TileSpec], tuple[float, tuple[float, ...]]]:
+    """Features (n x d float32), the backbone/tiling description, and the slide's mpp and stain descriptor."""
     try:
         with h5py.File(path, "r") as h5:
             features = np.asarray(h5["features"][:], dtype=np.float32)  # n x d
@@ -155,12 +158,13 @@ def _read_bag(path: Path) -> tuple[torch.Tensor, tuple[BackboneSpec, TileSpec]]:
                 input_px=int(a["input_px"]) if int(a.get("input_px", 0)) > 0 else None,
             )
             tiling = TileSpec(float(a["target_mpp"]), int(a["tile_size"]), int(a["overlap"]), float(a["min_tissue"]))
+            slide = float(a.get("slide_mpp", 0.0)), tuple(json.loads(str(a.get("stain_descriptor", "[]"))))
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise LiposcopeError(where(path, f"not a liposcope feature file ({exc})", "re-extract its features")) from exc
     if features.ndim != 2 or len(features) == 0:
         problem = f"features have shape {features.shape}, expected n x d with n >= 1"
         raise LiposcopeError(where(path, problem, "re-extract its features or drop the slide"))
-    return torch.from_numpy(features), (backbone, tiling)
+    return torch.from_numpy(features), (backbone, tiling), slide
 
 
 def _check_consistent(infos: list[tuple[Path, tuple[BackboneSpec, TileSpec]]]) -> tuple[BackboneSpec, TileSpec]:

@@ -25,6 +25,7 @@ from liposcope.progress import progress
 from training.backbones import Backbone
 from wsi import Slide, TileBlockDataset, TileGrid, TileSpec, TissueParams, build_grid, detect_tissue
 from wsi.slide import slide_id_from_path
+from wsi.stain import stain_descriptor
 from wsi.tiling import TILES_H5
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def extract_features(
     """
     slide_id = slide_id_from_path(slide_path)
     target = Path(out) / f"{slide_id}.h5"
-    grid = _grid(Path(slide_path), spec, tissue, tiles_dir, slide_mpp)
+    grid, stain = _grid_and_stain(Path(slide_path), spec, tissue, tiles_dir, slide_mpp)
     settings = {"backbone": asdict(backbone.spec), "tiling": grid.attrs(), "precision": precision}
     if _matches(target, settings):
         return target, True
@@ -80,21 +81,23 @@ def extract_features(
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset("coords", data=grid.coords_level0.astype(np.int64))
         h5.create_dataset("features", data=features)
-        for key, value in _attrs(grid, backbone, settings, precision).items():
+        for key, value in _attrs(grid, backbone, settings, precision, stain).items():
             h5.attrs[key] = value
     return target, False
 
 
-def _grid(
+def _grid_and_stain(
     path: Path, spec: TileSpec, tissue: TissueParams, tiles_dir: str | Path | None, slide_mpp: float | None
-) -> TileGrid:
-    if tiles_dir is not None:
-        grid_file = Path(tiles_dir) / slide_id_from_path(path) / TILES_H5
-        if not grid_file.is_file():
-            raise SlideError(where(grid_file, "tile grid not found", "run `liposcope tile` first or drop --tiles"))
-        return TileGrid.load(grid_file)
+) -> tuple[TileGrid, np.ndarray]:
+    """The tile grid (from ``tiles_dir`` or built now) and the slide's stain descriptor."""
+    grid_file = Path(tiles_dir) / slide_id_from_path(path) / TILES_H5 if tiles_dir is not None else None
+    if grid_file is not None and not grid_file.is_file():
+        raise SlideError(where(grid_file, "tile grid not found", "run `liposcope tile` first or drop --tiles"))
     with Slide(path, mpp=slide_mpp) as slide:
-        return build_grid(slide, detect_tissue(slide, tissue)[0], spec)
+        mask, thumbnail = detect_tissue(slide, tissue)
+        stain = stain_descriptor(thumbnail, mask.resized(thumbnail.shape[:2]))
+        grid = TileGrid.load(grid_file) if grid_file is not None else build_grid(slide, mask, spec)
+    return grid, stain
 
 
 @torch.inference_mode()
@@ -129,7 +132,9 @@ def encode(
     return out
 
 
-def _attrs(grid: TileGrid, backbone: Backbone, settings: dict[str, Any], precision: str) -> dict[str, Any]:
+def _attrs(
+    grid: TileGrid, backbone: Backbone, settings: dict[str, Any], precision: str, stain: np.ndarray
+) -> dict[str, Any]:
     spec = backbone.spec
     return {
         **grid.attrs(),
@@ -141,6 +146,7 @@ def _attrs(grid: TileGrid, backbone: Backbone, settings: dict[str, Any], precisi
         "input_px": spec.input_px or 0,
         "feature_dim": spec.feature_dim,
         "precision": precision,
+        "stain_descriptor": json.dumps([round(float(v), 5) for v in stain]),
         "version": __version__,
         "settings": json.dumps(settings),
         "provenance": json.dumps(provenance(slide_path=grid.slide_path)),

@@ -350,6 +350,8 @@ def _card(
     cohort: Cohort, cfg: TrainConfig, pooled: dict[str, Any], temperature: float, epochs: int, inputs: dict[str, str]
 ) -> ModelCard:
     means = np.stack([b.features.double().mean(dim=0).numpy() for b in cohort.bags])  # slides x d
+    stains = [b.stain for b in cohort.bags if b.stain]
+    mpps = [b.slide_mpp for b in cohort.bags if b.slide_mpp > 0]
     summary = {k: pooled[k] for k in ("n", "balanced_accuracy", "auroc_macro", "f1_per_class", "ece")}
     return ModelCard(
         kind="mil",
@@ -360,7 +362,14 @@ def _card(
         metrics={"oof": summary, "folds": cfg.folds},
         calibration={"temperature": temperature},
         ood=OODStats.fit(means),
-        training={"config": to_dict(cfg), "seed": cfg.seed, "final_epochs": epochs, **inputs},
+        stain=OODStats.fit(np.array(stains), max_components=3) if len(stains) == len(cohort.bags) else None,
+        training={
+            "config": to_dict(cfg),
+            "seed": cfg.seed,
+            "final_epochs": epochs,
+            "slide_mpp": [min(mpps), float(np.median(mpps)), max(mpps)] if mpps else None,
+            **inputs,
+        },
     )
 
 

@@ -63,3 +63,18 @@ def deconvolve(od: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Stain amounts (h × w × 3) from per-channel OD, for the rows of ``matrix``."""
     out: np.ndarray = od @ np.linalg.inv(matrix).astype(np.float32)
     return out
+
+
+def stain_descriptor(rgb: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+    """Six numbers summarising a slide's staining: mean and 90th percentile of per-channel OD over tissue.
+
+    Used to tell when a slide's stain is far from the slides a model was trained on.
+
+    Example:
+        >>> stain_descriptor(np.full((4, 4, 3), 200, np.uint8), np.ones((4, 4), bool)).shape
+        (6,)
+    """
+    od = optical_density(rgb, estimate_background(rgb))[tissue]  # n x 3
+    if len(od) == 0:
+        return np.zeros(6, np.float32)
+    return np.concatenate([od.mean(axis=0), np.percentile(od, 90, axis=0)]).astype(np.float32)

@@ -50,6 +50,11 @@ class TissueMask:
         """Tissue area in mm²."""
         return float(self.mask.sum()) * (self.mpp / 1000.0) ** 2
 
+    def resized(self, shape: tuple[int, int]) -> np.ndarray:
+        """The mask as a bool array of ``shape`` (h, w), e.g. to overlay a thumbnail."""
+        out: np.ndarray = cv2.resize(self.mask.astype(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        return out
+
     def fraction_in_boxes(self, xy_level0: np.ndarray, size_level0: int) -> np.ndarray:
         """Tissue fraction of each square level-0 box (N × 2 top-left corners, common side)."""
         h, w = self.mask.shape

@@ -1,0 +1,174 @@
+"""Slide inference: ``predict_slide(path, model)`` runs the tiling, encoder and MIL head a model card records.
+
+The result carries calibrated probabilities, per-tile attention and scores, and warnings for the
+situations where a pathologist should not trust the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from inference.result import SlidePrediction
+from liposcope.errors import ModelCardError, where
+from liposcope.io import provenance, sha256_file
+from training.backbones import Backbone, backbone_from_spec
+from training.checkpoint import WEIGHTS_FILE, ModelCard, load_mil
+from training.features import encode, pick_device
+from training.metrics import softmax
+from wsi import Slide, TissueParams, build_grid, detect_tissue
+from wsi.stain import stain_descriptor
+
+log = logging.getLogger(__name__)
+
+BACKBONE_FILE = "backbone.safetensors"
+MIN_TILES = 16  # fewer tiles than this is too little tissue for a slide-level call
+MPP_TOLERANCE = 0.25  # relative difference from the training slides' median mpp before warning
+
+
+@dataclass(frozen=True)
+class Model:
+    """A MIL head with its card and the tile encoder it was trained on."""
+
+    head: nn.Module
+    card: ModelCard
+    backbone: Backbone
+    folder: Path
+    sha256: str
+
+    def describe(self) -> dict[str, Any]:
+        """Model facts for outputs and reports."""
+        return {
+            "name": self.folder.name,
+            "path": str(self.folder.resolve()),
+            "sha256": self.sha256,
+            "head": asdict(self.card.head),
+            "backbone": self.card.backbone.name,
+            "backbone_weights_sha256": self.card.backbone.weights_sha256,
+            "classes": list(self.card.classes),
+            "tiling": asdict(self.card.tiling),
+            "temperature": self.card.temperature,
+            "liposcope_version": self.card.liposcope_version,
+        }
+
+
+def load_model(folder: str | Path, *, weights: str | Path | None = None) -> Model:
+    """Load ``model.json`` + ``model.safetensors`` and rebuild the backbone.
+
+    The backbone weights come from ``weights``, else ``backbone.safetensors`` in the folder, else (for a
+    model trained on seeded random features) the same seeded initialisation.
+
+    Raises:
+        ModelCardError: missing files, or backbone weights that do not match the card.
+
+    Example:
+        >>> model = load_model("runs/abmil/model")  # doctest: +SKIP
+    """
+    head, card = load_mil(folder)
+    folder = Path(folder)
+    source: str | Path | None = weights
+    if source is None and (folder / BACKBONE_FILE).is_file():
+        source = folder / BACKBONE_FILE
+    if source is None and card.backbone.weights_sha256.startswith("random:"):
+        source = "random"
+    if source is None:
+        msg = where(
+            folder,
+            f"the model needs its {card.backbone.name} backbone weights (sha256 {card.backbone.weights_sha256[:12]})",
+            f"pass --weights PATH, or put them in the folder as {BACKBONE_FILE}",
+        )
+        raise ModelCardError(msg)
+    head.eval()
+    return Model(head, card, backbone_from_spec(card.backbone, source), folder, sha256_file(folder / WEIGHTS_FILE))
+
+
+def predict_slide(
+    path: str | Path,
+    model: Model,
+    *,
+    slide_mpp: float | None = None,
+    tissue: TissueParams | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 0,
+    precision: str = "fp32",
+) -> SlidePrediction:
+    """Classify one slide with ``model``, tiling it exactly as the model's card says.
+
+    Raises:
+        LiposcopeError: bad slide, unknown mpp, no tissue (see ``wsi``).
+
+    Example:
+        >>> pred = predict_slide("case.svs", load_model("runs/abmil/model"))  # doctest: +SKIP
+        >>> pred.predicted_class, round(pred.confidence, 2)  # doctest: +SKIP
+        ('DDLPS', 0.93)
+    """
+    card = model.card
+    with Slide(path, mpp=slide_mpp) as slide:
+        mask, thumbnail = detect_tissue(slide, tissue)
+        grid = build_grid(slide, mask, card.tiling)
+        stain = stain_descriptor(thumbnail, mask.resized(thumbnail.shape[:2]))
+        facts = slide.describe()
+    features = encode(
+        grid, model.backbone, pick_device(device), batch_size=batch_size, workers=workers, precision=precision
+    )
+    logits, attention, tile_logits = _run_head(model.head, features)
+    warnings = _warnings(card, len(grid), mask.area_mm2, grid.slide_mpp, stain, features.mean(axis=0))
+    for warning in warnings:
+        log.warning("%s: %s", path, warning)
+    return SlidePrediction(
+        slide_path=str(Path(path).resolve()),
+        slide_id=grid.slide_id,
+        classes=card.classes,
+        probabilities=softmax(logits[None], card.temperature)[0],
+        coords_level0=grid.coords_level0,
+        tile_size_level0=grid.tile_size_level0,
+        tile_px=card.tiling.tile_px,
+        target_mpp=card.tiling.target_mpp,
+        attention=attention,
+        tile_scores=softmax(tile_logits, card.temperature),
+        tissue_area_mm2=mask.area_mm2,
+        slide_dimensions=(int(facts["dimensions"][0]), int(facts["dimensions"][1])),
+        slide_mpp=grid.slide_mpp,
+        mpp_source=grid.mpp_source,
+        thumbnail=thumbnail,
+        thumbnail_downsample=facts["dimensions"][0] / thumbnail.shape[1],
+        warnings=tuple(warnings),
+        model=model.describe(),
+        provenance=provenance(slide=facts, model=model.describe(), stain_descriptor=stain.tolist()),
+    )
+
+
+@torch.inference_mode()
+def _run_head(head: nn.Module, features: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slide logits (C), attention (N) and per-tile logits (N × C, each tile scored as a bag of one)."""
+    x = torch.from_numpy(features)
+    out = head(x[None])  # 1 x n x d → logits 1 x c, attention 1 x n
+    tiles = torch.cat([head(x[i : i + chunk, None, :]).logits for i in range(0, len(x), chunk)])  # n x c
+    return out.logits[0].numpy(), out.attention[0].numpy(), tiles.numpy()
+
+
+def _warnings(
+    card: ModelCard, n_tiles: int, area_mm2: float, slide_mpp: float, stain: np.ndarray, mean_feature: np.ndarray
+) -> list[str]:
+    """What a pathologist must know before trusting this prediction."""
+    out = []
+    if n_tiles < MIN_TILES:
+        out.append(f"too little tissue: {n_tiles} tiles ({area_mm2:.2f} mm²), fewer than {MIN_TILES}")
+    mpps = card.training.get("slide_mpp")
+    if mpps and abs(slide_mpp - mpps[1]) > MPP_TOLERANCE * mpps[1]:
+        out.append(f"slide mpp {slide_mpp:.3f} µm/px is far from the training slides' ({mpps[0]:.3f}–{mpps[2]:.3f})")
+    if slide_mpp > card.tiling.target_mpp * 1.1:
+        coarse = f"slide mpp {slide_mpp:.3f} is coarser than the model's {card.tiling.target_mpp}"
+        out.append(f"{coarse}: tiles are upsampled and lack detail the model was trained on")
+    if card.stain is not None and float(card.stain.distance(stain.astype(np.float64))[0]) > card.stain.threshold:
+        out.append("stain colours are unlike the training slides' (beyond their 99th percentile)")
+    if card.ood is not None and float(card.ood.distance(mean_feature.astype(np.float64))[0]) > card.ood.threshold:
+        out.append("tile features are unlike the training slides' (beyond their 99th percentile)")
+    return out

@@ -1,0 +1,187 @@
+"""One self-contained HTML report per slide, assembled from sections written by each command.
+
+``liposcope predict`` writes the ``subtype`` section; IHC and mitosis commands add theirs to the
+same folder. Each section is saved as ``report_sections/<key>.json`` (images as base64 PNG) and
+``report.html`` is rebuilt from all saved sections, so running one command again replaces only its
+own section. The HTML has inline CSS and ``data:`` images: it opens offline and can be e-mailed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.result import SlidePrediction
+from liposcope.io import atomic_path, encode_png, write_json
+
+SECTIONS_DIR = "report_sections"
+REPORT_FILE = "report.html"
+DISCLAIMER = "Research use only — not for diagnosis"
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;
+color:#1d1d1f;background:#f4f4f6}
+header,main,footer{max-width:1100px;margin:0 auto;padding:16px 24px}
+header{border-bottom:3px solid #b3261e;background:#fff}
+h1{margin:0 0 4px;font-size:1.5em}h2{margin-top:0;border-bottom:1px solid #ddd;padding-bottom:6px}
+.ruo{color:#b3261e;font-weight:700;margin:4px 0}
+section{background:#fff;border-radius:8px;padding:18px 22px;margin:18px 0;box-shadow:0 1px 3px #0002}
+.warn{background:#fff4ce;border-left:6px solid #c77700;padding:10px 14px;margin:10px 0}
+.warn ul{margin:4px 0 0;padding-left:20px}
+.call{font-size:1.6em;margin:6px 0 12px}.call b{font-size:1.15em}
+table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 12px;border-bottom:1px solid #eee;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{display:inline-block;height:10px;background:#4e79a7;border-radius:2px;vertical-align:middle}
+tr.top{font-weight:700}.note{color:#555;font-size:.92em}
+figure{margin:16px 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{color:#555;font-size:.92em}
+footer{color:#666;font-size:.85em}footer pre{white-space:pre-wrap;background:#fff;padding:8px;border:1px solid #ddd}
+"""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the report: trusted ``html`` (already escaped by its builder) and RGB images.
+
+    Images are shown after the HTML, in order, captioned with their name. ``slide_id`` names the
+    slide in the report header; ``provenance`` is listed in the footer.
+    """
+
+    key: str
+    title: str
+    html: str
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    slide_id: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def write_section(folder: str | Path, section: Section) -> Path:
+    """Save ``section`` under ``folder/report_sections/<key>.json`` and rebuild ``folder/report.html``.
+
+    Returns:
+        The path of report.html.
+
+    Raises:
+        ValueError: the key is not a plain name (letters, digits, ``_``, ``-``).
+
+    Example:
+        >>> write_section(out / "case1", subtype_section(pred, heatmap, gallery))  # doctest: +SKIP
+    """
+    if not _KEY.match(section.key):
+        msg = f"section key {section.key!r} must be letters, digits, '_' or '-'"
+        raise ValueError(msg)
+    sections = Path(folder) / SECTIONS_DIR
+    sections.mkdir(parents=True, exist_ok=True)
+    data = {
+        "key": section.key,
+        "title": section.title,
+        "html": section.html,
+        "slide_id": section.slide_id,
+        "provenance": section.provenance,
+        "images": {name: _png_base64(rgb) for name, rgb in section.images.items()},
+    }
+    write_json(sections / f"{section.key}.json", data)
+    return build_report(folder)
+
+
+def build_report(folder: str | Path) -> Path:
+    """Rebuild ``folder/report.html`` from every saved section (``subtype`` first, then by key).
+
+    Example:
+        >>> build_report(out / "case1")  # doctest: +SKIP
+        PosixPath('out/case1/report.html')
+    """
+    folder = Path(folder)
+    saved = [json.loads(p.read_text(encoding="utf-8")) for p in (folder / SECTIONS_DIR).glob("*.json")]
+    saved.sort(key=lambda s: (s["key"] != "subtype", s["key"]))
+    slide_id = next((s["slide_id"] for s in saved if s.get("slide_id")), folder.name)
+    body = "\n".join(_section_html(s) for s in saved)
+    footer = "\n".join(
+        f"<details><summary>{_e(s['title'])}: provenance</summary><pre>{_e(json.dumps(s['provenance'], indent=2))}"
+        "</pre></details>"
+        for s in saved
+        if s.get("provenance")
+    )
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>liposcope — {_e(slide_id)}</title>'
+        f"<style>{_CSS}</style></head><body>\n"
+        f'<header><h1>Slide {_e(slide_id)}</h1><p class="ruo">{_e(DISCLAIMER)}</p></header>\n'
+        f"<main>{body}</main>\n<footer><p>Generated by liposcope. {_e(DISCLAIMER)}.</p>{footer}</footer>\n"
+        "</body></html>\n"
+    )
+    path = folder / REPORT_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
+def _section_html(saved: dict[str, Any]) -> str:
+    figures = "".join(
+        f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{data}"><figcaption>{_e(name)}</figcaption></figure>'
+        for name, data in saved["images"].items()
+    )
+    return f'<section id="{_e(saved["key"])}"><h2>{_e(saved["title"])}</h2>{saved["html"]}{figures}</section>'
+
+
+def subtype_section(pred: SlidePrediction, heatmap_rgb: np.ndarray, gallery_rgb: np.ndarray) -> Section:
+    """The H&E subtype section: call, probabilities, warnings, tiling facts, heatmap and top tiles.
+
+    Example:
+        >>> write_section(out / pred.slide_id, subtype_section(pred, render_heatmap(pred), gallery))  # doctest: +SKIP
+    """
+    order = np.argsort(-np.asarray(pred.probabilities), kind="stable")
+    rows = "".join(
+        f'<tr class="{"top" if k == order[0] else ""}"><td>{_e(pred.classes[k])}</td>'
+        f'<td class="num">{pred.probabilities[k]:.3f}</td>'
+        f'<td><span class="bar" style="width:{200 * float(pred.probabilities[k]):.0f}px"></span></td></tr>'
+        for k in order
+    )
+    facts = {
+        "Tiles analysed": f"{len(pred.attention)}",
+        "Tissue area": f"{pred.tissue_area_mm2:.2f} mm²",
+        "Slide resolution": f"{pred.slide_mpp:.4g} µm/px (from {pred.mpp_source})",
+        "Model tiles": f"{pred.tile_px} px at {pred.target_mpp:g} µm/px",
+        "Model": _model_name(pred.model),
+        "liposcope version": str(pred.provenance.get("liposcope_version", "unknown")),
+    }
+    fact_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts.items())
+    parts = [
+        _warnings_html(pred.warnings),
+        f'<p class="call">Predicted subtype: <b>{_e(pred.predicted_class)}</b> (probability {pred.confidence:.2f})</p>',
+        f"<table><tr><th>Class</th><th>Probability</th><th></th></tr>{rows}</table>",
+        f"<table>{fact_rows}</table>",
+        '<p class="note">The heatmap colours each tissue tile by its attention rank: where the model looked '
+        "to reach its call, not a map of tumour. Check the highest-attention tiles below against the slide.</p>",
+    ]
+    images = {"Attention heatmap": heatmap_rgb, "Highest-attention tiles (model resolution)": gallery_rgb}
+    prov = {"slide_path": pred.slide_path, "model": pred.model, **pred.provenance}
+    title = "Liposarcoma subtype (H&E)"
+    return Section("subtype", title, "\n".join(p for p in parts if p), images, pred.slide_id, prov)
+
+
+def _warnings_html(warnings: tuple[str, ...]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return f'<div class="warn"><b>Check before relying on this result:</b><ul>{items}</ul></div>'
+
+
+def _model_name(model: dict[str, Any]) -> str:
+    for key in ("name", "path", "folder", "dir"):
+        if model.get(key):
+            return str(model[key])
+    return "unknown"
+
+
+def _png_base64(rgb: np.ndarray) -> str:
+    return base64.b64encode(encode_png(rgb)).decode("ascii")
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
