@@ -38,7 +38,7 @@ from training.metrics import (
     fit_temperature,
     softmax,
 )
-from training.mil import create_mil, mil_config
+from training.mil import create_mil, list_mil, mil_config
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,9 @@ def load_train_config(source: str | Path | Mapping[str, Any], **overrides: Any) 
         3
     """
     data = dict(source) if isinstance(source, Mapping) else load_yaml(source)
+    head = data.get("head")
+    if isinstance(head, Mapping) and head.get("name") in list_mil():
+        data = merge(load_yaml(str(head["name"])), data)  # keys a file leaves out come from configs/<head>.yaml
     name = "train config" if isinstance(source, Mapping) else str(source)
     config = from_dict(TrainConfig, merge(data, overrides), name)
     head = config.head_spec
