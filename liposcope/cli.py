@@ -371,7 +371,7 @@ def _add_train_tiles(sub: Subparsers) -> None:
         ("--batch-size", int, "tiles per step (default 64)"),
         ("--lr", float, "AdamW learning rate (default 5e-4)"),
         ("--max-tiles-per-slide", int, "tiles sampled per slide (default 150)"),
-        ("--stain-jitter", float, "std of the HED stain scaling augmentation (default 0.2)"),
+        ("--stain-jitter", float, "std of the HED stain augmentation; vectors tilt by half of it (default 0.3)"),
         ("--seed", int, "random seed (default 0)"),
         ("--workers", int, "image-loading worker processes (default 2)"),
     ):

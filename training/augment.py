@@ -12,21 +12,30 @@ _HED_INV = torch.linalg.inv(_HED)
 
 
 def hed_jitter(
-    tiles: torch.Tensor, *, sigma: float = 0.05, bias: float = 0.05, generator: torch.Generator | None = None
+    tiles: torch.Tensor,
+    *,
+    sigma: float = 0.05,
+    bias: float = 0.05,
+    vector_sigma: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Scale and shift each tile's H, E and residual amounts (Tellez et al. 2018).
+    """Scale and shift each tile's H, E and residual amounts (Tellez et al. 2018), optionally re-rendering
+    them with randomly tilted stain vectors (hue changes between labs, which scaling alone cannot mimic).
 
     Args:
         tiles: b × 3 × h × w uint8.
         sigma: std of the multiplicative factor (around 1) per stain.
         bias: std of the additive OD shift per stain.
+        vector_sigma: std of the per-component noise added to each stain vector before renormalising.
     """
     b = tiles.shape[0]
     od = -torch.log10(tiles.float().clamp(min=1.0) / 255.0)  # b x 3 x h x w
     amounts = torch.einsum("bchw,cs->bshw", od, _HED_INV.to(tiles.device))  # b x 3(stains) x h x w
     alpha = 1.0 + sigma * torch.randn(b, 3, 1, 1, generator=generator).to(tiles.device)
     beta = bias * torch.randn(b, 3, 1, 1, generator=generator).to(tiles.device)
-    od = torch.einsum("bshw,sc->bchw", amounts * alpha + beta, _HED.to(tiles.device))
+    vectors = _HED + vector_sigma * torch.randn(b, 3, 3, generator=generator)  # b x stains x rgb
+    vectors = (vectors.clamp(min=0.02) / vectors.clamp(min=0.02).norm(dim=2, keepdim=True)).to(tiles.device)
+    od = torch.einsum("bshw,bsc->bchw", amounts * alpha + beta, vectors)
     return (255.0 * torch.exp(-_LN10 * od.clamp(min=0.0))).round().clamp(0, 255).to(torch.uint8)
 
 

@@ -84,13 +84,29 @@ class OODStats:
 
     @classmethod
     def fit(cls, slide_means: np.ndarray, max_components: int = 8) -> OODStats:
-        """Fit on one mean feature vector per training slide (n x d).
+        """Fit on one vector per training slide (n x d); the threshold comes from leave-one-out distances.
+
+        Each training slide's distance is measured by a model fitted without it, so the 99th
+        percentile reflects how far a new slide from the same source lies (distances of the fitted
+        slides themselves are biased low and would flag ordinary new slides).
 
         Example:
             >>> stats = OODStats.fit(np.random.default_rng(0).normal(size=(20, 16)))
             >>> bool(stats.distance(np.zeros(16)) < stats.distance(np.full(16, 10.0)))
             True
         """
+        stats = cls._fit(slide_means, max_components)
+        if len(slide_means) < 3:
+            return stats
+        held_out = [
+            float(cls._fit(np.delete(slide_means, i, axis=0), max_components).distance(slide_means[i])[0])
+            for i in range(len(slide_means))
+        ]
+        return dataclasses.replace(stats, threshold=float(np.percentile(held_out, 99)))
+
+    @classmethod
+    def _fit(cls, slide_means: np.ndarray, max_components: int) -> OODStats:
+        """Probabilistic PCA of the vectors; threshold = 99th percentile of their own distances."""
         mean = slide_means.mean(axis=0)
         centred = slide_means - mean
         _, sv, vt = np.linalg.svd(centred, full_matrices=False)

@@ -49,7 +49,7 @@ class TileTrainConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.25
     max_tiles_per_slide: int = 150
-    stain_jitter: float = 0.2
+    stain_jitter: float = 0.3
     seed: int = 0
     workers: int = 2
     device: str = "auto"
@@ -195,7 +195,8 @@ def _fit(
         model.train()
         losses = []
         for tiles, labels in loader:
-            tiles = flip_rotate(hed_jitter(tiles, sigma=cfg.stain_jitter, generator=generator), generator=generator)
+            tiles = hed_jitter(tiles, sigma=cfg.stain_jitter, vector_sigma=cfg.stain_jitter / 2, generator=generator)
+            tiles = flip_rotate(tiles, generator=generator)
             logits = model(backbone.prepare(tiles.to(device)))
             loss = F.cross_entropy(logits, labels.to(device), weight=weight.to(device))
             optimiser.zero_grad()
