@@ -128,8 +128,13 @@ def _predict(args: argparse.Namespace) -> int:
     from inference import load_model, predict_to_folder
 
     model = load_model(args.model, weights=args.weights)
-    options = {"slide_mpp": args.slide_mpp, "device": args.device, "batch_size": args.batch_size,
-               "workers": args.workers, "precision": args.precision}  # fmt: skip
+    options = {
+        "slide_mpp": args.slide_mpp,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "precision": args.precision,
+    }
 
     def job(path: Path) -> str:
         pred, folder = predict_to_folder(path, model, args.out, **options)

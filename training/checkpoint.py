@@ -112,7 +112,10 @@ class OODStats:
         _, sv, vt = np.linalg.svd(centred, full_matrices=False)
         eig = sv**2 / max(len(slide_means) - 1, 1)
         k = max(1, min(max_components, len(slide_means) // 2))
-        residual = float(eig[k:].sum() / max(slide_means.shape[1] - k, 1)) if len(eig) > k else 0.0
+        # the residual variance is averaged over the directions the sample spans (at most n - 1), not
+        # over all d: with few slides, most of d has zero sample variance and would shrink it to ~0
+        rank = min(len(slide_means) - 1, slide_means.shape[1])
+        residual = float(eig[k:rank].sum() / max(rank - k, 1)) if rank > k else 0.0
         floor = max(float(eig.max(initial=0.0)) * 1e-6, 1e-12)
         stats = cls(
             mean=tuple(mean.tolist()),

@@ -65,16 +65,46 @@ def deconvolve(od: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def stain_descriptor(rgb: np.ndarray, tissue: np.ndarray) -> np.ndarray:
-    """Six numbers summarising a slide's staining: mean and 90th percentile of per-channel OD over tissue.
+def macenko_vectors(
+    rgb: np.ndarray, tissue: np.ndarray, *, min_od: float = 0.15, percentile: float = 1.0
+) -> np.ndarray | None:
+    """The slide's two dominant stain vectors (Macenko et al. 2009), rows ordered H first, or ``None``.
 
-    Used to tell when a slide's stain is far from the slides a model was trained on.
+    OD vectors of tissue pixels (every channel above ``min_od``) are projected on the plane of their
+    two main directions; the extreme angles (``percentile`` and 100 - ``percentile``) give the stains.
+    The haematoxylin-like vector is the one with the larger red OD.
+
+    Example:
+        >>> macenko_vectors(np.full((8, 8, 3), 250, np.uint8), np.ones((8, 8), bool)) is None
+        True
+    """
+    od = optical_density(rgb, estimate_background(rgb))[tissue]  # n x 3
+    od = od[(od > min_od).all(axis=1)]
+    if len(od) < 50:
+        return None
+    _, vectors = np.linalg.eigh(np.cov(od.T))
+    plane = vectors[:, 1:3]  # 3 x 2, the two largest directions
+    projected = od @ plane  # n x 2
+    angles = np.arctan2(projected[:, 1], projected[:, 0])
+    lo, hi = np.percentile(angles, [percentile, 100 - percentile])
+    stains = np.stack([plane @ [np.cos(a), np.sin(a)] for a in (lo, hi)])  # 2 x 3
+    stains *= np.sign(stains.sum(axis=1, keepdims=True))  # OD vectors point into the positive octant
+    stains /= np.linalg.norm(stains, axis=1, keepdims=True)
+    out: np.ndarray = stains[np.argsort(-stains[:, 0])]
+    return out
+
+
+def stain_descriptor(rgb: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+    """Six numbers describing a slide's stain colours, not its tissue: the two Macenko stain vectors.
+
+    Used to tell when a slide's staining is far from the slides a model was trained on. Falls back to
+    the DOMAIN.md H&E reference vectors when too few stained pixels exist.
 
     Example:
         >>> stain_descriptor(np.full((4, 4, 3), 200, np.uint8), np.ones((4, 4), bool)).shape
         (6,)
     """
-    od = optical_density(rgb, estimate_background(rgb))[tissue]  # n x 3
-    if len(od) == 0:
-        return np.zeros(6, np.float32)
-    return np.concatenate([od.mean(axis=0), np.percentile(od, 90, axis=0)]).astype(np.float32)
+    vectors = macenko_vectors(rgb, tissue)
+    if vectors is None:
+        vectors = stain_matrix(HEMATOXYLIN_HE, EOSIN)[:2]
+    return vectors.reshape(-1).astype(np.float32)

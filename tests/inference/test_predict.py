@@ -68,8 +68,15 @@ def test_warnings_for_little_tissue_and_unusual_stain(tiny_model: Path, tmp_path
     write_slide(small, label="WDLPS", seed=5, width_px=900, height_px=700, mpp=0.5)
     assert any("too little tissue" in w for w in predict_slide(small, model).warnings)
     odd = tmp_path / "odd.tiff"
-    write_slide(odd, label="MLPS", seed=6, width_px=1600, height_px=1200, mpp=0.5,
-                style=random_he_style(np.random.default_rng(0), variation=4.0))  # fmt: skip
+    write_slide(
+        odd,
+        label="MLPS",
+        seed=6,
+        width_px=1600,
+        height_px=1200,
+        mpp=0.5,
+        style=random_he_style(np.random.default_rng(0), variation=4.0),
+    )
     warnings = predict_slide(odd, model).warnings
     assert any("stain colours are unlike" in w or "features are unlike" in w for w in warnings)
 
