@@ -78,3 +78,21 @@ def test_bad_shapes_raise_value_error(shape: tuple[int, ...], mask: torch.Tensor
     head = create_mil("abmil", 8, 2)
     with pytest.raises(ValueError, match=r"expected|valid tile"):
         head(torch.randn(*shape), mask)
+
+
+def test_multi_branch_abmil_reports_one_branch_attention() -> None:
+    from training.mil import create_mil
+
+    torch.manual_seed(0)
+    head = create_mil("abmil", 16, 4, hidden_dim=8, attn_dim=4, branches=3).eval()
+    x = torch.randn(2, 7, 16)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    out = head(x, mask)
+    assert out.logits.shape == (2, 4)
+    torch.testing.assert_close(out.attention.sum(dim=1), torch.ones(2))
+    assert torch.all(out.attention[1, 5:] == 0)
+    h = head.project(x)
+    scores = head.attn_score(head.attn_tanh(h) * head.attn_gate(h)).transpose(1, 2)[0]  # k x n
+    branches = torch.softmax(scores, dim=-1)
+    assert any(torch.allclose(out.attention[0], branch) for branch in branches)

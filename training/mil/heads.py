@@ -80,7 +80,8 @@ class GatedABMIL(nn.Module):
 
     ``branches`` > 1 learns that many attention distributions and classifies their concatenated
     poolings, so one branch can look at, say, the fat while another finds a dedifferentiated
-    nodule; the returned attention is their average. ``branches=1`` is the original model.
+    nodule. The returned attention is that of the branch contributing most to the predicted
+    class's logit. ``branches=1`` is the original model.
     """
 
     def __init__(
@@ -107,8 +108,13 @@ class GatedABMIL(nn.Module):
         gated = self.attn_tanh(h) * self.attn_gate(h)  # b x n x a
         scores = self.attn_score(gated).transpose(1, 2)  # b x k x n
         attention = _masked_softmax(scores, valid.unsqueeze(1).expand_as(scores))  # b x k x n
-        pooled = torch.einsum("bkn,bnh->bkh", attention, h).flatten(1)  # b x (k*h)
-        return MILOutput(self.classifier(pooled), attention.mean(dim=1))
+        pooled = torch.einsum("bkn,bnh->bkh", attention, h)  # b x k x h
+        logits = self.classifier(pooled.flatten(1))  # b x c
+        # report the branch that adds most to the predicted class's logit: where the answer came from
+        weight = self.classifier.weight.view(len(logits[0]), len(pooled[0]), -1)  # c x k x h
+        contribution = torch.einsum("ckh,bkh->bck", weight, pooled)  # b x c x k
+        top = contribution[torch.arange(len(logits)), logits.argmax(dim=1)].argmax(dim=1)  # b
+        return MILOutput(logits, attention[torch.arange(len(logits)), top])
 
 
 class _Block(nn.Module):
