@@ -22,7 +22,7 @@ def demo_model_dir() -> Path:
     return Path(str(resources.files("inference") / "demo_model"))
 
 
-def run_demo(out: str | Path, *, subtype: str = "DDLPS", seed: int = 2026) -> tuple[Path, SlidePrediction | None, Path]:
+def run_demo(out: str | Path, *, subtype: str = "DDLPS", seed: int = 7) -> tuple[Path, SlidePrediction | None, Path]:
     """Generate a synthetic ``subtype`` slide under ``out/slides`` and predict it into ``out/<slide_id>/``.
 
     Returns:

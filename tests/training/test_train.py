@@ -96,7 +96,7 @@ def test_metrics_json_is_strict_json_with_folds_and_config(run: TrainResult) -> 
 def test_saved_model_reloads_with_card(run: TrainResult, cohort_dir: Path) -> None:
     _, card = load_mil(run.model_dir)
     assert card.classes == CLASSES
-    assert card.head == HeadSpec("abmil", {"hidden_dim": 32, "attn_dim": 16, "dropout": 0.25, "branches": 1})
+    assert card.head == HeadSpec("abmil", {"hidden_dim": 32, "attn_dim": 16, "dropout": 0.25, "branches": 2})
     assert (card.backbone.name, card.backbone.feature_dim) == ("test_vit", 16)
     assert card.backbone.normalisation.mean == (0.485, 0.456, 0.406)
     assert (card.tiling.target_mpp, card.tiling.tile_px, card.tiling.overlap_px) == (0.5, 224, 0)
