@@ -270,14 +270,11 @@ def _add_features(sub: Subparsers) -> None:
         ),
     )
     _add_slides(p)
-    p.add_argument("--backbone", required=True, help="timm model name, e.g. resnet50 or vit_large_patch16_224")
-    p.add_argument(
-        "--weights",
-        help="local .safetensors / torch checkpoint / Hugging Face folder, or 'random' (seeded, for smoke tests); "
+    _add_backbone(
+        p,
+        None,
+        "local .safetensors / torch checkpoint / Hugging Face folder, or 'random' (seeded, for smoke tests); "
         "default: timm's pretrained weights if cached (no downloads)",
-    )
-    p.add_argument(
-        "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="extra timm.create_model argument"
     )
     p.add_argument("--tiles", type=Path, help="folder of a `liposcope tile` run to take tile grids from")
     p.add_argument("--batch-size", type=int, default=64, help="tiles per forward pass (default 64)")
@@ -366,9 +363,7 @@ def _add_train_tiles(sub: Subparsers) -> None:
     p.add_argument("--tiles", type=Path, required=True, help="output folder of `liposcope tile --save-images`")
     p.add_argument("--labels", type=Path, required=True, help="labels.csv: slide_id,patient_id,label")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--backbone", required=True, help="timm model name")
-    p.add_argument("--weights", default="random", help="initial weights: file, folder or 'random' (default)")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="timm.create_model argument")
+    _add_backbone(p, "random", "initial weights: file, folder or 'random' (default)")
     p.add_argument("--tile-labels", type=Path, help="CSV slide_id,x,y,label overriding slide labels per tile")
     p.add_argument("--classes", help="comma-separated class names (default WDLPS,DDLPS,MLPS,PLPS)")
     for flag, kind, text in (
@@ -410,6 +405,15 @@ def _train_tiles(args: argparse.Namespace) -> int:
     bacc = report["validation"]["balanced_accuracy"]
     print(f"best epoch {report['best_epoch']}: validation balanced accuracy {bacc:.3f}; model in {args.out / 'model'}")  # noqa: T201
     return 0
+
+
+def _add_backbone(p: argparse.ArgumentParser, weights_default: str | None, weights_help: str) -> None:
+    """--backbone, --weights and --model-arg, shared by features and train-tiles."""
+    p.add_argument("--backbone", required=True, help="timm model name, e.g. resnet50 or vit_large_patch16_224")
+    p.add_argument("--weights", default=weights_default, help=weights_help)
+    p.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE", help="extra timm.create_model argument"
+    )
 
 
 def _key_values(items: Sequence[str]) -> dict[str, Any]:

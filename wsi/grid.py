@@ -11,7 +11,6 @@ import h5py
 import numpy as np
 
 from liposcope import __version__
-from liposcope.config import from_dict, load_yaml
 from liposcope.errors import ConfigError, NoTissueError, SlideError, where
 from liposcope.io import atomic_path
 from wsi.slide import Slide
@@ -37,12 +36,6 @@ class TileSpec:
         for bad, message in problems:
             if bad:
                 raise ConfigError(where("tiling", message, "fix the value"))
-
-    @classmethod
-    def default(cls) -> TileSpec:
-        """The packaged defaults from ``configs/tiling.yaml``."""
-        data = {k: v for k, v in load_yaml("tiling").items() if k != "tissue"}
-        return from_dict(cls, data, "configs/tiling.yaml")
 
     def size_level0(self, slide_mpp: float) -> int:
         """Tile side in level-0 pixels."""
@@ -126,7 +119,7 @@ def build_grid(slide: Slide, mask: TissueMask, spec: TileSpec) -> TileGrid:
         NoTissueError: no tile has enough tissue.
 
     Example:
-        >>> grid = build_grid(slide, detect_tissue(slide)[0], TileSpec.default())  # doctest: +SKIP
+        >>> grid = build_grid(slide, detect_tissue(slide)[0], TileSpec(0.5, 256, 0, 0.5))  # doctest: +SKIP
     """
     check_tile_fits(slide, spec)
     size0, step0 = spec.size_level0(slide.mpp), spec.step_level0(slide.mpp)

@@ -46,7 +46,9 @@ def tile_slide(
         >>> grid.coords_level0.shape  # doctest: +SKIP
         (1234, 2)
     """
-    spec, tissue = spec or TileSpec.default(), tissue or TissueParams.default()
+    if spec is None or tissue is None:
+        default_spec, default_tissue = tiling_config()
+        spec, tissue = spec or default_spec, tissue or default_tissue
     folder = Path(out) / slide_id_from_path(slide_path)
     settings = _settings(spec, tissue, save_images)
     if is_complete(folder, settings, slide_path, slide_mpp):
