@@ -1,1 +1,27 @@
-"""ihc: see README.md (work in progress)."""
+"""IHC scoring of nuclear DAB markers (Ki-67, MDM2, ...): nuclei, intensity classes, indices, hotspot.
+
+Example:
+    >>> from ihc import load_marker, ihc_to_folder  # doctest: +SKIP
+    >>> result, folder = ihc_to_folder("case-ki67.svs", load_marker("ki67"), "out")  # doctest: +SKIP
+"""
+
+from ihc.marker import Marker, load_marker
+from ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
+from ihc.run import IHCResult, ihc_to_folder, score_slide
+from ihc.score import CLASSES, find_hotspot, grade, summarise
+
+__all__ = [
+    "CLASSES",
+    "Deconvolver",
+    "IHCResult",
+    "Marker",
+    "Nuclei",
+    "detect_nuclei",
+    "find_hotspot",
+    "grade",
+    "ihc_to_folder",
+    "load_marker",
+    "make_deconvolver",
+    "score_slide",
+    "summarise",
+]

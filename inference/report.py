@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,12 +151,11 @@ def subtype_section(pred: SlidePrediction, heatmap_rgb: np.ndarray, gallery_rgb:
         "Model": _model_name(pred.model),
         "liposcope version": str(pred.provenance.get("liposcope_version", "unknown")),
     }
-    fact_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts.items())
     parts = [
         _warnings_html(pred.warnings),
         f'<p class="call">Predicted subtype: <b>{_e(pred.predicted_class)}</b> (probability {pred.confidence:.2f})</p>',
         f"<table><tr><th>Class</th><th>Probability</th><th></th></tr>{rows}</table>",
-        f"<table>{fact_rows}</table>",
+        facts_table(facts),
         '<p class="note">The heatmap colours each tissue tile by its attention rank: where the model looked '
         "to reach its call, not a map of tumour. Check the highest-attention tiles below against the slide.</p>",
     ]
@@ -163,6 +163,17 @@ def subtype_section(pred: SlidePrediction, heatmap_rgb: np.ndarray, gallery_rgb:
     prov = {"slide_path": pred.slide_path, "model": pred.model, **pred.provenance}
     title = "Liposarcoma subtype (H&E)"
     return Section("subtype", title, "\n".join(p for p in parts if p), images, pred.slide_id, prov)
+
+
+def facts_table(facts: Mapping[str, object]) -> str:
+    """An HTML table of name → value rows, escaped.
+
+    Example:
+        >>> facts_table({"Nuclei": 12})
+        '<table><tr><th>Nuclei</th><td>12</td></tr></table>'
+    """
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts.items())
+    return f"<table>{rows}</table>"
 
 
 def _warnings_html(warnings: tuple[str, ...]) -> str:

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_features(sub)
     _add_train(sub)
     _add_train_tiles(sub)
+    _add_ihc(sub)
     return parser
 
 
@@ -172,10 +173,16 @@ def _add_synth(sub: Subparsers) -> None:
     p.add_argument(
         "--stain-variation", type=float, default=1.0, help="spread of random stain colours (1 = default, 0 = none)"
     )
+    p.add_argument(
+        "--ihc",
+        type=float,
+        metavar="FRACTION",
+        help="write an H-DAB (IHC) slide instead, this share of its nuclei positive (0-1), with a nuclei.csv truth",
+    )
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from wsi.synth import write_cohort, write_slide, write_tile_labels
+    from wsi.synth import write_cohort, write_ihc_slide, write_slide, write_tile_labels
 
     if args.label_tiles:
         print(f"wrote {write_tile_labels(args.out, args.label_tiles)}")  # noqa: T201
@@ -191,6 +198,19 @@ def _synth(args: argparse.Namespace) -> int:
             stain_variation=args.stain_variation,
         )
         print(f"wrote {args.cohort} slides and {labels}")  # noqa: T201
+        return 0
+    if args.ihc is not None:
+        path = args.out / f"synth-ihc-{args.seed}.tiff"
+        write_ihc_slide(
+            path,
+            seed=args.seed,
+            width_px=args.width,
+            height_px=args.height,
+            mpp=args.mpp,
+            positive_fraction=args.ihc,
+            variation=args.stain_variation,
+        )
+        print(f"wrote {path}")  # noqa: T201
         return 0
     path = args.out / f"synth-{args.subtype.lower()}-{args.seed}.tiff"
     write_slide(
@@ -428,6 +448,60 @@ def _key_values(items: Sequence[str]) -> dict[str, Any]:
             raise LiposcopeError(msg)
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+# -- ihc ---------------------------------------------------------------------------------------------
+def _add_ihc(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "ihc",
+        "Score nuclear DAB immunohistochemistry (Ki-67, MDM2, ...): every nucleus found, graded and counted.",
+        _ihc,
+        epilog=(
+            "writes OUT/<slide_id>/ihc.json (labelling index, hotspot index, weak/moderate/strong %, H-score,\n"
+            "status), nuclei.geojson (one QuPath point per nucleus), overlay.png (hotspot, nuclei ringed by\n"
+            "class: blue negative, yellow weak, orange moderate, red strong) and a section in report.html.\n"
+            "A plain PNG/JPEG/TIFF image is scored as a one-tile slide; give its --slide-mpp.\n"
+            "examples:\n  liposcope ihc case-ki67.svs --marker ki67 --out results\n"
+            "  liposcope ihc field.png --marker mdm2 --slide-mpp 0.25 --out results\n"
+            "  liposcope ihc case.svs --marker cdk4.yaml --region 20000,14000,8000,8000 --out results"
+        ),
+    )
+    _add_slides(p)
+    p.add_argument(
+        "--marker",
+        required=True,
+        metavar="NAME|PATH.yaml",
+        help="ki67, mdm2, or a marker file (keys as in configs/ihc.yaml; only those that differ)",
+    )
+    p.add_argument(
+        "--region", type=_box, metavar="X,Y,W,H", help="score only this level-0 box (pixels) instead of all tissue"
+    )
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError:
+        msg = f"expected X,Y,W,H (four numbers, level-0 pixels), got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    return (x, y, w, h)
+
+
+def _ihc(args: argparse.Namespace) -> int:
+    from ihc import ihc_to_folder, load_marker
+
+    marker = load_marker(args.marker)
+
+    def job(path: Path) -> str:
+        result, folder = ihc_to_folder(path, marker, args.out, slide_mpp=args.slide_mpp, region=args.region)
+        if result is None:
+            return f"skipped, {folder / 'ihc.json'}"
+        s = result.scores
+        index = "n/a" if s["labelling_index_pct"] is None else f"{s['labelling_index_pct']:.1f}%"
+        return f"{s['nuclei_total']} nuclei, index {index}, H-score {s['h_score']}, {s['status']}"
+
+    return _run(args.slides, job, f"{marker.name} IHC")
 
 
 def _run(slides: Sequence[str], job: Callable[[Path], str], desc: str) -> int:

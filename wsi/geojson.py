@@ -28,6 +28,9 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "PLPS": (204, 121, 167),
     "Positive": (200, 0, 0),
     "Negative": (0, 0, 200),
+    "Weak": (235, 200, 0),
+    "Moderate": (235, 120, 0),
+    "Strong": (170, 0, 0),
     "Mitosis": (230, 159, 0),
 }
 PALETTE: tuple[tuple[int, int, int], ...] = (

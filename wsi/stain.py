@@ -6,6 +6,8 @@ OD projected on the inverse of the stain matrix (rows: normalised RGB OD of one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 #: RGB optical-density vectors from ../shared/DOMAIN.md (normalised below).
@@ -15,8 +17,8 @@ HEMATOXYLIN_HDAB = (0.650, 0.704, 0.286)
 DAB = (0.268, 0.570, 0.776)
 
 
-def stain_matrix(first: tuple[float, float, float], second: tuple[float, float, float]) -> np.ndarray:
-    """3 × 3 matrix of unit stain vectors (rows); the third is their normalised cross product.
+def stain_matrix(first: Sequence[float], second: Sequence[float], third: Sequence[float] | None = None) -> np.ndarray:
+    """3 × 3 matrix of unit stain vectors (rows); without ``third``, the normalised cross product.
 
     Example:
         >>> stain_matrix(HEMATOXYLIN_HE, EOSIN).shape
@@ -24,7 +26,7 @@ def stain_matrix(first: tuple[float, float, float], second: tuple[float, float, 
     """
     a = np.asarray(first, np.float64) / np.linalg.norm(first)
     b = np.asarray(second, np.float64) / np.linalg.norm(second)
-    c = np.cross(a, b)
+    c = np.cross(a, b) if third is None else np.asarray(third, np.float64)
     return np.stack([a, b, c / np.linalg.norm(c)])
 
 

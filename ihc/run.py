@@ -1,0 +1,291 @@
+"""``score_slide``: an H-DAB slide in, nuclei and marker scores out, streamed tile by tile.
+
+``ihc_to_folder`` writes ``OUT/<slide_id>/{ihc.json, nuclei.geojson, overlay.png}`` and the IHC
+section of ``report.html``; ``ihc.json`` is written last and makes a rerun skip the slide.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ihc.marker import Marker
+from ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
+from ihc.score import CLASSES, HotspotResult, find_hotspot, grade, summarise
+from inference.report import Section, facts_table, write_section
+from liposcope.config import to_dict
+from liposcope.errors import ConfigError, SlideError, where
+from liposcope.io import output_dir, provenance, write_json, write_png
+from liposcope.progress import progress
+from wsi.geojson import class_color, feature_collection, point_features, write_geojson
+from wsi.slide import Slide, slide_id_from_path
+from wsi.tissue import TissueMask, TissueParams, detect_tissue
+
+IHC_JSON, NUCLEI_GEOJSON, OVERLAY_PNG = "ihc.json", "nuclei.geojson", "overlay.png"
+Box = tuple[float, float, float, float]
+MAX_MPP = 1.0  # µm/px; coarser images cannot show single nuclei
+
+
+@dataclass(frozen=True)
+class IHCResult:
+    """Everything measured on one slide; nucleus positions in level-0 px."""
+
+    slide_id: str
+    slide_path: str
+    slide_mpp: float
+    marker: Marker
+    region: Box
+    area_mm2: float
+    nuclei: Nuclei
+    grades: np.ndarray
+    hotspot: HotspotResult | None
+    scores: dict[str, object]
+    deconvolution: dict[str, object]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def score_slide(
+    path: str | Path,
+    marker: Marker,
+    *,
+    slide_mpp: float | None = None,
+    region: Box | None = None,
+    tissue: TissueParams | None = None,
+) -> IHCResult:
+    """Detect and grade every nucleus in the tissue of ``path`` (or of ``region``, level-0 x, y, w, h).
+
+    Raises:
+        LiposcopeError: unreadable slide, unknown mpp, region outside the slide, or no tissue.
+
+    Example:
+        >>> result = score_slide("ki67.svs", load_marker("ki67"))  # doctest: +SKIP
+        >>> result.scores["labelling_index_pct"]  # doctest: +SKIP
+        12.4
+    """
+    with Slide(path, mpp=slide_mpp) as slide:
+        if slide.mpp > MAX_MPP:
+            msg = where(
+                slide.path,
+                f"{slide.mpp:g} µm/px is too coarse to resolve nuclei (need ≤ {MAX_MPP:g})",
+                "scan at 20x or 40x, or pass the true --slide-mpp",
+            )
+            raise SlideError(msg)
+        box = _check_region(slide, region)
+        mask, thumbnail = detect_tissue(slide, tissue)
+        deconvolver = make_deconvolver(thumbnail, mask.resized(thumbnail.shape[:2]), marker.stains)
+        nuclei = _stream_nuclei(slide, mask, box, marker, deconvolver)
+        grades = grade(nuclei.dab_od, marker.intensity)
+        hotspot = find_hotspot(nuclei.xy, grades > 0, box, slide.mpp, marker.hotspot)
+        area = _tissue_mm2(mask, box)
+        return IHCResult(
+            slide.slide_id,
+            str(slide.path.resolve()),
+            slide.mpp,
+            marker,
+            box,
+            area,
+            nuclei,
+            grades,
+            hotspot,
+            summarise(grades, hotspot, marker),
+            deconvolver.to_dict(),
+            provenance(slide=slide.describe()),
+        )
+
+
+def _check_region(slide: Slide, region: Box | None) -> Box:
+    width, height = slide.dimensions
+    if region is None:
+        return (0.0, 0.0, float(width), float(height))
+    x, y, w, h = region
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        msg = where(
+            slide.path,
+            f"--region {x:g},{y:g},{w:g},{h:g} is not inside the slide ({width} × {height} level-0 px)",
+            "give x,y,w,h in level-0 pixels within the slide",
+        )
+        raise ConfigError(msg)
+    return (float(x), float(y), float(w), float(h))
+
+
+def _tissue_mm2(mask: TissueMask, box: Box) -> float:
+    """Tissue area inside the level-0 ``box``."""
+    d = mask.downsample
+    x0, y0 = math.floor(box[0] / d), math.floor(box[1] / d)
+    x1, y1 = math.ceil((box[0] + box[2]) / d), math.ceil((box[1] + box[3]) / d)
+    return float(mask.mask[y0:y1, x0:x1].sum()) * (mask.mpp / 1000.0) ** 2
+
+
+def _stream_nuclei(slide: Slide, mask: TissueMask, box: Box, marker: Marker, deconvolver: Deconvolver) -> Nuclei:
+    """Nuclei of every tissue tile in ``box``; each tile is read with a margin and keeps the nuclei
+    whose centre lies in its own core, so a nucleus on a tile border is counted once."""
+    mpp = max(marker.analysis_mpp, slide.mpp)
+    scale = mpp / slide.mpp  # level-0 px per analysis px
+    margin = math.ceil((marker.nuclei.reach_um + 3 * marker.nuclei.seed_sigma_um) / mpp)
+    core = marker.tile_px
+    step = core * scale
+    x0, y0, w, h = box
+    corners = np.array([(x, y) for y in np.arange(y0, y0 + h, step) for x in np.arange(x0, x0 + w, step)], np.float64)
+    corners = corners[mask.fraction_in_boxes(corners, math.ceil(step)) > 0]
+    parts = []
+    for cx, cy in progress(corners, desc=f"{slide.slide_id} nuclei", unit="tile"):
+        origin = (round(cx - margin * scale), round(cy - margin * scale))
+        rgb = slide.read_region_at_mpp(origin, (core + 2 * margin, core + 2 * margin), mpp)
+        found = detect_nuclei(rgb, mpp, deconvolver, marker.nuclei)
+        inside = np.all((found.xy >= margin) & (found.xy < margin + core), axis=1)
+        found = found.select(inside)
+        parts.append(Nuclei(np.asarray(origin) + found.xy * scale, found.area_um2, found.dab_od, found.h_od))
+    nuclei = Nuclei.concat(parts)
+    keep = _in_box(nuclei.xy, box) & _on_tissue(nuclei.xy, mask)
+    return nuclei.select(keep)
+
+
+def _in_box(xy: np.ndarray, box: Box) -> np.ndarray:
+    x, y, w, h = box
+    out: np.ndarray = (xy[:, 0] >= x) & (xy[:, 0] < x + w) & (xy[:, 1] >= y) & (xy[:, 1] < y + h)
+    return out
+
+
+def _on_tissue(xy: np.ndarray, mask: TissueMask) -> np.ndarray:
+    rows, cols = mask.mask.shape
+    i = np.clip((xy[:, 1] / mask.downsample).astype(np.int64), 0, rows - 1)
+    j = np.clip((xy[:, 0] / mask.downsample).astype(np.int64), 0, cols - 1)
+    out: np.ndarray = mask.mask[i, j]
+    return out
+
+
+# -- outputs -----------------------------------------------------------------------------------
+
+
+def ihc_to_folder(
+    path: str | Path, marker: Marker, out: str | Path, *, slide_mpp: float | None = None, region: Box | None = None
+) -> tuple[IHCResult | None, Path]:
+    """Score ``path`` and write its outputs under ``out/<slide_id>/``; skip a slide already done
+    with the same marker settings and region (returns ``None`` then).
+
+    Example:
+        >>> result, folder = ihc_to_folder("ki67.svs", load_marker("ki67"), "out")  # doctest: +SKIP
+    """
+    folder = Path(out) / slide_id_from_path(path)
+    settings = _settings(marker, region, slide_mpp)
+    if _done(folder, path, settings):
+        return None, folder
+    result = score_slide(path, marker, slide_mpp=slide_mpp, region=region)
+    with Slide(path, mpp=slide_mpp) as slide, output_dir(folder):
+        overlay = render_overlay(slide, result)
+        write_png(folder / OVERLAY_PNG, overlay)
+        write_nuclei_geojson(folder / NUCLEI_GEOJSON, result)
+        write_section(folder, ihc_section(result, overlay))
+        write_json(folder / IHC_JSON, ihc_json(result, settings))
+    return result, folder
+
+
+def _settings(marker: Marker, region: Box | None, slide_mpp: float | None) -> dict[str, object]:
+    return {"marker": to_dict(marker), "region": list(region) if region else None, "slide_mpp": slide_mpp}
+
+
+def _done(folder: Path, slide: str | Path, settings: dict[str, object]) -> bool:
+    try:
+        saved = json.loads((folder / IHC_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    same_slide = saved.get("provenance", {}).get("slide", {}).get("slide_path") == str(Path(slide).resolve())
+    return bool(same_slide and saved.get("parameters") == json.loads(json.dumps(settings)))
+
+
+def ihc_json(result: IHCResult, settings: dict[str, object]) -> dict[str, object]:
+    """The ``ihc.json`` document: contract keys first, then context, parameters and provenance."""
+    hotspot = result.hotspot
+    return {
+        **result.scores,
+        "marker": result.marker.name,
+        "area_mm2": round(result.area_mm2, 4),
+        "region_level0": list(result.region),
+        "hotspot": None
+        if hotspot is None
+        else {
+            "box_level0": [round(v, 1) for v in hotspot.box],
+            "area_mm2": round(hotspot.area_mm2, 4),
+            "nuclei": hotspot.nuclei,
+            "positive": hotspot.positive,
+        },
+        "nuclei_per_mm2": round(len(result.grades) / result.area_mm2, 1) if result.area_mm2 > 0 else None,
+        "slide_mpp": result.slide_mpp,
+        "deconvolution": result.deconvolution,
+        "parameters": settings,
+        "provenance": result.provenance,
+    }
+
+
+def write_nuclei_geojson(path: Path, result: IHCResult) -> None:
+    """One Point per nucleus (level-0 px), classified Negative / Weak / Moderate / Strong."""
+    n = result.nuclei
+    measurements = {"DAB OD mean": n.dab_od, "Hematoxylin OD mean": n.h_od, "Area um^2": n.area_um2}
+    names = [CLASSES[g] for g in result.grades]
+    write_geojson(path, feature_collection(point_features(n.xy, measurements, names)))
+
+
+def render_overlay(slide: Slide, result: IHCResult, max_px: int = 1600) -> np.ndarray:
+    """The hotspot (or, without one, the analysed region) with each nucleus ringed in its class colour."""
+    x, y, w, h = result.hotspot.box if result.hotspot else _extent(result.nuclei.xy, result.region)
+    mpp = max(result.marker.analysis_mpp / 2, slide.mpp, max(w, h) * slide.mpp / max_px)
+    scale = mpp / slide.mpp
+    size = (max(1, round(w / scale)), max(1, round(h / scale)))
+    canvas = np.ascontiguousarray(slide.read_region_at_mpp((round(x), round(y)), size, mpp))
+    inside = _in_box(result.nuclei.xy, (x, y, w, h))
+    xy = (result.nuclei.xy[inside] - [x, y]) / scale
+    radius = np.sqrt(result.nuclei.area_um2[inside] / np.pi) / mpp
+    thickness = max(1, round(0.6 / mpp))
+    for (px, py), r, g in zip(xy, radius, result.grades[inside], strict=True):
+        colour = class_color(CLASSES[g])
+        cv2.circle(canvas, (round(px), round(py)), max(2, round(r + thickness)), colour, thickness, cv2.LINE_AA)
+    return canvas
+
+
+def _extent(xy: np.ndarray, region: Box, pad: float = 64.0) -> Box:
+    """Bounding box of the points, padded and clipped to ``region`` (the region if there are none)."""
+    if len(xy) == 0:
+        return region
+    x, y, w, h = region
+    lo = np.maximum(xy.min(axis=0) - pad, [x, y])
+    hi = np.minimum(xy.max(axis=0) + pad, [x + w, y + h])
+    return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+
+
+def ihc_section(result: IHCResult, overlay: np.ndarray) -> Section:
+    """The report section: the numbers, the rule behind the status and the overlay."""
+    s = result.scores
+    m = result.marker
+    hot = result.hotspot
+    pct = "{:.1f} %".format
+    facts = {
+        "Status": f"{s['status']} ({m.status.metric} {'≥' if s['status'] == m.status.at_or_above else '<'} "
+        f"{m.status.cutoff:g})",
+        "Nuclei counted": f"{s['nuclei_total']} ({s['nuclei_positive']} positive)",
+        "Labelling index (all tissue)": pct(s["labelling_index_pct"]) if s["labelling_index_pct"] is not None else "—",
+        "Hotspot labelling index": f"{pct(hot.labelling_index_pct)} in {hot.area_mm2:.3f} mm², {hot.nuclei} nuclei"
+        if hot
+        else f"— (no {m.hotspot.area_mm2:g} mm² window with ≥ {m.hotspot.min_nuclei} nuclei)",
+        "Weak / moderate / strong": f"{s['percent_weak']} / {s['percent_moderate']} / {s['percent_strong']} %",
+        "H-score (0–300)": f"{s['h_score']}",
+        "Tissue analysed": f"{result.area_mm2:.3f} mm²",
+        "Intensity thresholds (DAB OD)": f"{m.intensity.weak:g} / {m.intensity.moderate:g} / {m.intensity.strong:g}",
+        "Slide resolution": f"{result.slide_mpp:.4g} µm/px; nuclei found at "
+        f"{max(m.analysis_mpp, result.slide_mpp):.3g} µm/px",
+    }
+    legend = " ".join(f'<span style="color:rgb{class_color(name)}">&#9679;</span> {name}' for name in CLASSES)
+    html = facts_table(facts) + f'<p class="note">Overlay rings: {legend}. Check the rings against the slide.</p>'
+    title = f"{m.name} immunohistochemistry"
+    caption = f"{m.name} {'hotspot' if hot else 'region'} with nuclei by class"
+    prov = {"slide_path": result.slide_path, "marker": m.name, **result.provenance}
+    return Section(f"ihc-{_key(m.name)}", title, html, {caption: overlay}, result.slide_id, prov)
+
+
+def _key(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "marker"

