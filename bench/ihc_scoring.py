@@ -1,6 +1,6 @@
 """IHC scoring throughput on CPU: mm² of tissue and nuclei per second, against reading the same pixels.
 
-    python bench/ihc_scoring.py [--size 8192] [--mpp 0.25] [--workdir bench/.cache]
+python bench/ihc_scoring.py [--size 8192] [--mpp 0.25] [--workdir bench/.cache]
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 os.environ.setdefault("CI", "true")  # no progress bars in the timed loop
 
-from ihc import load_marker, score_slide  # noqa: E402
-from wsi import Slide  # noqa: E402
-from wsi.synth import write_ihc_slide  # noqa: E402
+from ihc import load_marker, score_slide
+from wsi import Slide
+from wsi.synth import write_ihc_slide
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
         "cores": os.cpu_count(),
         "tiles": math.ceil(args.size / step) ** 2,
     }
-    print(json.dumps(out, indent=2))  # noqa: T201
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
