@@ -163,8 +163,7 @@ def _measure(
     minor_var = (vxx + vyy) / 2 - np.sqrt(((vxx - vyy) / 2) ** 2 + vxy**2)
     width_um = 4 * np.sqrt(np.clip(minor_var, 0, None) + 1 / 12) * mpp  # minor axis of the equivalent ellipse
     area = count * mpp * mpp
-    peak = np.zeros(n)
-    peak[:] = ndi.maximum(contrast, labels, np.arange(1, n + 1))
+    peak = np.asarray(ndi.maximum(contrast, labels, np.arange(1, n + 1)))
     keep = (area >= params.min_area_um2) & (area <= params.max_area_um2) & (width_um >= params.min_width_um)
     keep &= peak >= params.min_contrast_od
     nuclei = Nuclei(

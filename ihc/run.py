@@ -69,34 +69,38 @@ def score_slide(
         12.4
     """
     with Slide(path, mpp=slide_mpp) as slide:
-        if slide.mpp > MAX_MPP:
-            msg = where(
-                slide.path,
-                f"{slide.mpp:g} µm/px is too coarse to resolve nuclei (need ≤ {MAX_MPP:g})",
-                "scan at 20x or 40x, or pass the true --slide-mpp",
-            )
-            raise SlideError(msg)
-        box = _check_region(slide, region)
-        mask, thumbnail = detect_tissue(slide, tissue)
-        deconvolver = make_deconvolver(thumbnail, mask.resized(thumbnail.shape[:2]), marker.stains)
-        nuclei = _stream_nuclei(slide, mask, box, marker, deconvolver)
-        grades = grade(nuclei.dab_od, marker.intensity)
-        hotspot = find_hotspot(nuclei.xy, grades > 0, box, slide.mpp, marker.hotspot)
-        area = _tissue_mm2(mask, box)
-        return IHCResult(
-            slide.slide_id,
-            str(slide.path.resolve()),
-            slide.mpp,
-            marker,
-            box,
-            area,
-            nuclei,
-            grades,
-            hotspot,
-            summarise(grades, hotspot, marker),
-            deconvolver.to_dict(),
-            provenance(slide=slide.describe()),
+        return _score(slide, marker, region, tissue)
+
+
+def _score(slide: Slide, marker: Marker, region: Box | None, tissue: TissueParams | None) -> IHCResult:
+    if slide.mpp > MAX_MPP:
+        msg = where(
+            slide.path,
+            f"{slide.mpp:g} µm/px is too coarse to resolve nuclei (need ≤ {MAX_MPP:g})",
+            "scan at 20x or 40x, or pass the true --slide-mpp",
         )
+        raise SlideError(msg)
+    box = _check_region(slide, region)
+    mask, thumbnail = detect_tissue(slide, tissue)
+    deconvolver = make_deconvolver(thumbnail, mask.resized(thumbnail.shape[:2]), marker.stains)
+    nuclei = _stream_nuclei(slide, mask, box, marker, deconvolver)
+    grades = grade(nuclei.dab_od, marker.intensity)
+    hotspot = find_hotspot(nuclei.xy, grades > 0, box, slide.mpp, marker.hotspot)
+    area = _tissue_mm2(mask, box)
+    return IHCResult(
+        slide.slide_id,
+        str(slide.path.resolve()),
+        slide.mpp,
+        marker,
+        box,
+        area,
+        nuclei,
+        grades,
+        hotspot,
+        summarise(grades, hotspot, marker),
+        deconvolver.to_dict(),
+        provenance(slide=slide.describe()),
+    )
 
 
 def _check_region(slide: Slide, region: Box | None) -> Box:
@@ -142,21 +146,13 @@ def _stream_nuclei(slide: Slide, mask: TissueMask, box: Box, marker: Marker, dec
         found = found.select(inside)
         parts.append(Nuclei(np.asarray(origin) + found.xy * scale, found.area_um2, found.dab_od, found.h_od))
     nuclei = Nuclei.concat(parts)
-    keep = _in_box(nuclei.xy, box) & _on_tissue(nuclei.xy, mask)
+    keep = _in_box(nuclei.xy, box) & mask.at(nuclei.xy)
     return nuclei.select(keep)
 
 
 def _in_box(xy: np.ndarray, box: Box) -> np.ndarray:
     x, y, w, h = box
     out: np.ndarray = (xy[:, 0] >= x) & (xy[:, 0] < x + w) & (xy[:, 1] >= y) & (xy[:, 1] < y + h)
-    return out
-
-
-def _on_tissue(xy: np.ndarray, mask: TissueMask) -> np.ndarray:
-    rows, cols = mask.mask.shape
-    i = np.clip((xy[:, 1] / mask.downsample).astype(np.int64), 0, rows - 1)
-    j = np.clip((xy[:, 0] / mask.downsample).astype(np.int64), 0, cols - 1)
-    out: np.ndarray = mask.mask[i, j]
     return out
 
 
@@ -176,9 +172,10 @@ def ihc_to_folder(
     settings = _settings(marker, region, slide_mpp)
     if _done(folder, path, settings):
         return None, folder
-    result = score_slide(path, marker, slide_mpp=slide_mpp, region=region)
-    with Slide(path, mpp=slide_mpp) as slide, output_dir(folder):
+    with Slide(path, mpp=slide_mpp) as slide:
+        result = _score(slide, marker, region, None)
         overlay = render_overlay(slide, result)
+    with output_dir(folder):
         write_png(folder / OVERLAY_PNG, overlay)
         write_nuclei_geojson(folder / NUCLEI_GEOJSON, result)
         write_section(folder, ihc_section(result, overlay))

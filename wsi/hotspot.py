@@ -50,8 +50,9 @@ def square_windows(
     nx, ny = max(1, math.ceil(width / cell - 1e-9)), max(1, math.ceil(height / cell - 1e-9))
     sx, sy = min(steps, nx), min(steps, ny)
     weights = np.asarray(weights, np.float64).reshape(len(xy), -1)
-    ix = np.clip(((np.asarray(xy)[:, 0] - x0) // cell).astype(np.int64), 0, nx - 1) if len(xy) else np.zeros(0, int)
-    iy = np.clip(((np.asarray(xy)[:, 1] - y0) // cell).astype(np.int64), 0, ny - 1) if len(xy) else np.zeros(0, int)
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    ix = np.clip(((xy[:, 0] - x0) // cell).astype(np.int64), 0, nx - 1)
+    iy = np.clip(((xy[:, 1] - y0) // cell).astype(np.int64), 0, ny - 1)
     cells = np.stack(
         [np.bincount(iy * nx + ix, weights[:, k], minlength=nx * ny).reshape(ny, nx) for k in range(weights.shape[1])],
         axis=-1,

@@ -55,6 +55,14 @@ class TissueMask:
         out: np.ndarray = cv2.resize(self.mask.astype(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
         return out
 
+    def at(self, xy_level0: np.ndarray) -> np.ndarray:
+        """Whether each level-0 point (N × 2, x y) lies on tissue."""
+        rows, cols = self.mask.shape
+        i = np.clip((xy_level0[:, 1] / self.downsample).astype(np.int64), 0, rows - 1)
+        j = np.clip((xy_level0[:, 0] / self.downsample).astype(np.int64), 0, cols - 1)
+        out: np.ndarray = self.mask[i, j]
+        return out
+
     def fraction_in_boxes(self, xy_level0: np.ndarray, size_level0: int) -> np.ndarray:
         """Tissue fraction of each square level-0 box (N × 2 top-left corners, common side)."""
         h, w = self.mask.shape

@@ -190,6 +190,13 @@ def jittered_points(
     return Points(x, y, uid, seed)
 
 
+def wrapped_crop(tile: FloatArray, x0: int, y0: int, w: int, h: int) -> FloatArray:
+    """The (h × w) window of ``tile`` at (x0, y0), ``tile`` repeated periodically (per-slide sensor noise)."""
+    rows = np.take(tile, np.arange(y0, y0 + h), axis=0, mode="wrap")
+    out: FloatArray = np.take(rows, np.arange(x0, x0 + w), axis=1, mode="wrap")
+    return out
+
+
 def smoothed_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> FloatArray:
     """Gaussian-smoothed white noise with unit standard deviation (for whole-slide low-res fields)."""
     from scipy.ndimage import gaussian_filter

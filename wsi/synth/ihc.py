@@ -23,13 +23,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from liposcope import __version__
+from liposcope.io import atomic_path, write_json, write_png
 from wsi.stain import HEMATOXYLIN_HDAB
 from wsi.synth.draw import Region, as_float, blur, draw_blobs
-from wsi.synth.fields import FloatArray, Points, fbm, fbm_at, value_noise
+from wsi.synth.fields import FloatArray, Points, fbm, fbm_at, value_noise, wrapped_crop
 from wsi.synth.layout import Field, tissue_field
 from wsi.synth.pyramid import write_pyramid
-from wsi.synth.slide import _png, _version, _write_bytes, sidecar_paths
-from wsi.synth.stain import DAB, Stain, StainStyle, _perturb, random_he_style, render_rgb
+from wsi.synth.slide import sidecar_paths
+from wsi.synth.stain import DAB, Stain, StainStyle, perturb, random_he_style, render_rgb
 
 log = logging.getLogger(__name__)
 F64 = NDArray[np.float64]
@@ -114,6 +116,7 @@ class IHCSlide:
     mpp: float
     style: StainStyle
     tissue: Field
+    tissue_mask: NDArray[np.bool_]
     nuclei: Nuclei
     haze_max: float
     noise_tile: FloatArray
@@ -131,9 +134,7 @@ class IHCSlide:
             }
         else:
             conc = {"H": np.zeros((h, w), np.float32), "DAB": np.zeros((h, w), np.float32)}
-        rows = np.take(self.noise_tile, np.arange(y0, y0 + h), axis=0, mode="wrap")
-        noise = np.take(rows, np.arange(x0, x0 + w), axis=1, mode="wrap")
-        return render_rgb(conc, self.style, noise)
+        return render_rgb(conc, self.style, wrapped_crop(self.noise_tile, x0, y0, w, h))
 
     def _tissue(self, region: Region, xs: F64, ys: F64, alpha: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Padded H and DAB concentrations: stroma, haze, tinted cytoplasm and nuclei."""
@@ -200,9 +201,9 @@ def random_ihc_style(rng: np.random.Generator, variation: float = 1.0) -> StainS
     return StainStyle(
         (
             Stain(
-                "H", _perturb(rng, HEMATOXYLIN_HDAB, 0.05 * variation), float(np.exp(rng.normal(0.0, 0.15 * variation)))
+                "H", perturb(rng, HEMATOXYLIN_HDAB, 0.05 * variation), float(np.exp(rng.normal(0.0, 0.15 * variation)))
             ),
-            Stain("DAB", _perturb(rng, DAB, 0.05 * variation), 1.0),
+            Stain("DAB", perturb(rng, DAB, 0.05 * variation), 1.0),
         ),
         glass.background,
         glass.noise_sigma,
@@ -244,6 +245,7 @@ def make_ihc_slide(
         mpp,
         style,
         tissue,
+        mask,
         nuclei,
         float(rng.uniform(*_HAZE_MAX)),
         rng.standard_normal((_NOISE_PERIOD, _NOISE_PERIOD)).astype(np.float32),
@@ -490,7 +492,7 @@ def write_ihc_slide(
         np.round(np.pi * nuc.rx * nuc.ry, 3),
         nuc.grade,
         nuc.dab * slide.style.stain("DAB").scale,
-        slide.tissue.mask(width_px, height_px, mpp, mask_downsample),
+        slide.tissue_mask,
         mask_downsample,
     )
     _write_sidecars(out, truth, positive_fraction)
@@ -500,7 +502,7 @@ def write_ihc_slide(
 
 def _write_sidecars(slide_path: Path, truth: IHCTruth, positive_fraction: float) -> None:
     json_path, csv_path, tissue_path = ihc_sidecar_paths(slide_path)
-    _write_bytes(tissue_path, _png(truth.tissue_mask))
+    write_png(tissue_path, truth.tissue_mask.astype(np.uint8) * 255)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -513,7 +515,8 @@ def _write_sidecars(slide_path: Path, truth: IHCTruth, positive_fraction: float)
         strict=True,
     )
     writer.writerows(rows)
-    _write_bytes(csv_path, buf.getvalue().encode())
+    with atomic_path(csv_path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
     meta: dict[str, Any] = {
         "slide_id": truth.slide_id,
         "kind": "ihc",
@@ -532,9 +535,9 @@ def _write_sidecars(slide_path: Path, truth: IHCTruth, positive_fraction: float)
         "grade_dab_concentration": dict(zip(GRADES, [list(g) for g in GRADE_DAB], strict=True)),
         "tissue_fraction": float(truth.tissue_mask.mean()),
         "stain_style": truth.style.to_dict(),
-        "liposcope_version": _version(),
+        "liposcope_version": __version__,
     }
-    _write_bytes(json_path, (json.dumps(meta, indent=2) + "\n").encode())
+    write_json(json_path, meta)
 
 
 def load_ihc_truth(slide_path: str | os.PathLike[str]) -> IHCTruth:

@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from liposcope.io import atomic_path
+from liposcope import __version__
+from liposcope.io import write_json, write_png
 from wsi.synth.draw import Region, as_float, draw_discs
-from wsi.synth.fields import FloatArray, value_noise
+from wsi.synth.fields import FloatArray, value_noise, wrapped_crop
 from wsi.synth.he import FatTexture, MyxoidTexture, PleomorphicTexture, SpindleTexture
 from wsi.synth.layout import Dust, Field, dust_specks, region_field, tissue_field
 from wsi.synth.pyramid import write_pyramid
@@ -94,9 +95,7 @@ class SynthSlide:
             conc["E"] = conc["E"] + speck
 
     def _noise(self, x0: int, y0: int, w: int, h: int) -> FloatArray:
-        rows = np.take(self.noise_tile, np.arange(y0, y0 + h), axis=0, mode="wrap")
-        out: FloatArray = np.take(rows, np.arange(x0, x0 + w), axis=1, mode="wrap")
-        return out
+        return wrapped_crop(self.noise_tile, x0, y0, w, h)
 
 
 def _patchy(beta: FloatArray, noise: FloatArray) -> FloatArray:
@@ -208,14 +207,6 @@ def _box_fraction(mask: NDArray[np.bool_], d: int, x0: float, y0: float, w: floa
     return float(wy @ mask.astype(np.float64) @ wx) / (w * h)
 
 
-def _version() -> str:
-    try:
-        from liposcope import __version__
-    except ImportError:
-        return "0"
-    return str(__version__)
-
-
 def sidecar_paths(slide_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     """(truth json, tissue png, dediff png) next to ``slide_path``."""
     p = Path(slide_path)
@@ -261,24 +252,16 @@ def write_slide(
     dediff = np.zeros_like(tissue)
     if slide.dediff is not None:
         dediff = slide.dediff.mask(width_px, height_px, mpp, mask_downsample) & tissue
-    truth = Truth(sid, label, seed, mpp, width_px, height_px, mask_downsample, slide.style, _version(), tissue, dediff)
+    truth = Truth(sid, label, seed, mpp, width_px, height_px, mask_downsample, slide.style, __version__, tissue, dediff)
     _write_sidecars(out, truth)
     log.debug("wrote %s (%s, tissue %.1f%%)", out, label, 100.0 * float(tissue.mean()))
     return truth
 
 
-def _png(mask: NDArray[np.bool_]) -> bytes:
-    ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
-    if not ok:
-        msg = "PNG encoding of a mask failed"
-        raise ValueError(msg)
-    return bytes(buf.tobytes())
-
-
 def _write_sidecars(slide_path: Path, truth: Truth) -> None:
     json_path, tissue_path, dediff_path = sidecar_paths(slide_path)
-    _write_bytes(tissue_path, _png(truth.tissue_mask))
-    _write_bytes(dediff_path, _png(truth.dediff_mask))
+    write_png(tissue_path, truth.tissue_mask.astype(np.uint8) * 255)
+    write_png(dediff_path, truth.dediff_mask.astype(np.uint8) * 255)
     meta: dict[str, Any] = {
         "slide_id": truth.slide_id,
         "label": truth.label,
@@ -294,7 +277,7 @@ def _write_sidecars(slide_path: Path, truth: Truth) -> None:
         "stain_style": truth.style.to_dict(),
         "liposcope_version": truth.version,
     }
-    _write_bytes(json_path, (json.dumps(meta, indent=2) + "\n").encode())
+    write_json(json_path, meta)
 
 
 def load_truth(slide_path: str | os.PathLike[str]) -> Truth:
@@ -326,8 +309,3 @@ def load_truth(slide_path: str | os.PathLike[str]) -> Truth:
         mask(meta["tissue_mask"]),
         mask(meta["dediff_mask"]),
     )
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)

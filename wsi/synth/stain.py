@@ -108,7 +108,8 @@ def he_style(
     )
 
 
-def _perturb(rng: np.random.Generator, vector: Vector, sigma: float) -> Vector:
+def perturb(rng: np.random.Generator, vector: Vector, sigma: float) -> Vector:
+    """``vector`` plus Gaussian noise of ``sigma`` per component, kept positive and renormalised."""
     v = np.asarray(vector) + rng.normal(0.0, sigma, 3)
     return normalise(tuple(np.clip(v, 0.02, None)))
 
@@ -127,8 +128,8 @@ def random_he_style(rng: np.random.Generator, variation: float = 1.0) -> StainSt
     tint = rng.normal(0.0, 4.0 * variation, 3)
     background = tuple(float(np.clip(brightness + t, 150.0, 255.0)) for t in tint)
     return he_style(
-        h_vector=_perturb(rng, HEMATOXYLIN, 0.08 * variation),
-        e_vector=_perturb(rng, EOSIN, 0.08 * variation),
+        h_vector=perturb(rng, HEMATOXYLIN, 0.08 * variation),
+        e_vector=perturb(rng, EOSIN, 0.08 * variation),
         h_scale=float(np.exp(rng.normal(0.0, 0.25 * variation))),
         e_scale=float(np.exp(rng.normal(0.0, 0.3 * variation))),
         background=(background[0], background[1], background[2]),
