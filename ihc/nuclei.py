@@ -23,6 +23,9 @@ from wsi.stain import deconvolve, estimate_background, macenko_vectors, optical_
 
 _DOG_RATIO = 1.6  # outer / inner Gaussian of the blob filter (≈ Laplacian of Gaussian)
 _SEED_CAP_OD = 0.5  # OD at which the seed filter saturates
+#: Macenko keeps pixels with every channel above this OD; the usual 0.15 drops pale haematoxylin (low blue OD)
+#: and keeps DAB-mixed pixels, dragging the fitted haematoxylin vector towards DAB.
+_MACENKO_MIN_OD = 0.08
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def make_deconvolver(overview: np.ndarray, tissue: np.ndarray, stains: StainVect
     background = estimate_background(overview)
     h, dab, source = stains.hematoxylin, stains.dab, "config"
     if stains.estimate_hematoxylin:
-        fitted = macenko_vectors(overview, tissue)
+        fitted = macenko_vectors(overview, tissue, min_od=_MACENKO_MIN_OD)
         if fitted is None:
             source = "config (Macenko: too few stained pixels)"
         else:
