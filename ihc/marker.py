@@ -19,7 +19,7 @@ class StainVectors:
     hematoxylin: tuple[float, ...]
     dab: tuple[float, ...]
     other: tuple[float, ...]
-    estimate_hematoxylin: bool
+    fit_to_slide: bool
 
 
 @dataclass(frozen=True)

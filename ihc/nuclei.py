@@ -57,18 +57,32 @@ def make_deconvolver(overview: np.ndarray, tissue: np.ndarray, stains: StainVect
     Args:
         overview: RGB overview (thumbnail) of the slide.
         tissue: Tissue mask of the same shape as ``overview`` (for Macenko).
-        stains: Configured vectors; with ``estimate_hematoxylin`` the haematoxylin row is fitted (Macenko).
+        stains: Configured vectors; with ``fit_to_slide`` the haematoxylin row is fitted (Macenko) and the
+            DAB row is the configured one moved into the slide's stain plane (see :func:`_into_plane`).
     """
     background = estimate_background(overview)
     h, dab, source = stains.hematoxylin, stains.dab, "config"
-    if stains.estimate_hematoxylin:
+    if stains.fit_to_slide:
         fitted = macenko_vectors(overview, tissue, min_od=_MACENKO_MIN_OD)
         if fitted is None:
             source = "config (Macenko: too few stained pixels)"
         else:
-            h, source = tuple(fitted[0]), "macenko"
+            h, dab, source = tuple(fitted[0]), tuple(_into_plane(np.asarray(dab), fitted)), "macenko"
     matrix = stain_matrix(h, dab, stains.other or None).astype(np.float32)
     return Deconvolver(matrix, background.astype(np.float32), source)
+
+
+def _into_plane(vector: np.ndarray, plane: np.ndarray, max_degrees: float = 15.0) -> np.ndarray:
+    """``vector`` projected into the plane of the rows of ``plane`` (unit length), or unchanged if that
+    turns it more than ``max_degrees``: Macenko's own DAB end is a haematoxylin mixture (every positive
+    nucleus holds haematoxylin), but the plane it spans with haematoxylin carries the slide's DAB hue."""
+    normal = np.cross(plane[0], plane[1])
+    normal /= np.linalg.norm(normal)
+    unit = vector / np.linalg.norm(vector)
+    moved = unit - (unit @ normal) * normal
+    moved /= np.linalg.norm(moved)
+    out: np.ndarray = moved if np.degrees(np.arccos(np.clip(moved @ unit, -1, 1))) <= max_degrees else unit
+    return out
 
 
 @dataclass(frozen=True)
