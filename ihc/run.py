@@ -6,7 +6,6 @@ section of ``report.html``; ``ihc.json`` is written last and makes a rerun skip 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +19,11 @@ from ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
 from ihc.score import CLASSES, HotspotResult, find_hotspot, grade, summarise
 from inference.report import Section, facts_table, write_section
 from liposcope.config import to_dict
-from liposcope.errors import ConfigError, SlideError, where
-from liposcope.io import output_dir, provenance, write_json, write_png
-from liposcope.progress import progress
+from liposcope.errors import SlideError, where
+from liposcope.io import finished_with, output_dir, provenance, write_json, write_png
 from wsi.geojson import class_color, feature_collection, point_features, write_geojson
 from wsi.slide import Slide, slide_id_from_path
+from wsi.stream import check_region, core_tiles, in_box, tissue_mm2
 from wsi.tissue import TissueMask, TissueParams, detect_tissue
 
 IHC_JSON, NUCLEI_GEOJSON, OVERLAY_PNG = "ihc.json", "nuclei.geojson", "overlay.png"
@@ -80,13 +79,13 @@ def _score(slide: Slide, marker: Marker, region: Box | None, tissue: TissueParam
             "scan at 20x or 40x, or pass the true --slide-mpp",
         )
         raise SlideError(msg)
-    box = _check_region(slide, region)
+    box = check_region(slide, region)
     mask, thumbnail = detect_tissue(slide, tissue)
     deconvolver = make_deconvolver(thumbnail, mask.resized(thumbnail.shape[:2]), marker.stains)
     nuclei = _stream_nuclei(slide, mask, box, marker, deconvolver)
     grades = grade(nuclei.dab_od, marker.intensity)
     hotspot = find_hotspot(nuclei.xy, grades > 0, box, slide.mpp, marker.hotspot)
-    area = _tissue_mm2(mask, box)
+    area = tissue_mm2(mask, box)
     return IHCResult(
         slide.slide_id,
         str(slide.path.resolve()),
@@ -103,57 +102,18 @@ def _score(slide: Slide, marker: Marker, region: Box | None, tissue: TissueParam
     )
 
 
-def _check_region(slide: Slide, region: Box | None) -> Box:
-    width, height = slide.dimensions
-    if region is None:
-        return (0.0, 0.0, float(width), float(height))
-    x, y, w, h = region
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
-        msg = where(
-            slide.path,
-            f"--region {x:g},{y:g},{w:g},{h:g} is not inside the slide ({width} × {height} level-0 px)",
-            "give x,y,w,h in level-0 pixels within the slide",
-        )
-        raise ConfigError(msg)
-    return (float(x), float(y), float(w), float(h))
-
-
-def _tissue_mm2(mask: TissueMask, box: Box) -> float:
-    """Tissue area inside the level-0 ``box``."""
-    d = mask.downsample
-    x0, y0 = math.floor(box[0] / d), math.floor(box[1] / d)
-    x1, y1 = math.ceil((box[0] + box[2]) / d), math.ceil((box[1] + box[3]) / d)
-    return float(mask.mask[y0:y1, x0:x1].sum()) * (mask.mpp / 1000.0) ** 2
-
-
 def _stream_nuclei(slide: Slide, mask: TissueMask, box: Box, marker: Marker, deconvolver: Deconvolver) -> Nuclei:
-    """Nuclei of every tissue tile in ``box``; each tile is read with a margin and keeps the nuclei
-    whose centre lies in its own core, so a nucleus on a tile border is counted once."""
+    """Nuclei of every tissue tile in ``box``, each counted once (by the tile whose core holds it)."""
     mpp = max(marker.analysis_mpp, slide.mpp)
-    scale = mpp / slide.mpp  # level-0 px per analysis px
     margin = math.ceil((marker.nuclei.reach_um + 3 * marker.nuclei.seed_sigma_um) / mpp)
-    core = marker.tile_px
-    step = core * scale
-    x0, y0, w, h = box
-    corners = np.array([(x, y) for y in np.arange(y0, y0 + h, step) for x in np.arange(x0, x0 + w, step)], np.float64)
-    corners = corners[mask.fraction_in_boxes(corners, math.ceil(step)) > 0]
     parts = []
-    for cx, cy in progress(corners, desc=f"{slide.slide_id} nuclei", unit="tile"):
-        origin = (round(cx - margin * scale), round(cy - margin * scale))
-        rgb = slide.read_region_at_mpp(origin, (core + 2 * margin, core + 2 * margin), mpp)
-        found = detect_nuclei(rgb, mpp, deconvolver, marker.nuclei)
-        inside = np.all((found.xy >= margin) & (found.xy < margin + core), axis=1)
-        found = found.select(inside)
-        parts.append(Nuclei(np.asarray(origin) + found.xy * scale, found.area_um2, found.dab_od, found.h_od))
+    for tile in core_tiles(slide, mask, box, mpp, marker.tile_px, margin, desc=f"{slide.slide_id} nuclei"):
+        found = detect_nuclei(tile.rgb, mpp, deconvolver, marker.nuclei)
+        found = found.select(tile.in_core(found.xy))
+        parts.append(Nuclei(tile.to_level0(found.xy), found.area_um2, found.dab_od, found.h_od))
     nuclei = Nuclei.concat(parts)
-    keep = _in_box(nuclei.xy, box) & mask.at(nuclei.xy)
+    keep = in_box(nuclei.xy, box) & mask.at(nuclei.xy)
     return nuclei.select(keep)
-
-
-def _in_box(xy: np.ndarray, box: Box) -> np.ndarray:
-    x, y, w, h = box
-    out: np.ndarray = (xy[:, 0] >= x) & (xy[:, 0] < x + w) & (xy[:, 1] >= y) & (xy[:, 1] < y + h)
-    return out
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -170,7 +130,7 @@ def ihc_to_folder(
     """
     folder = Path(out) / slide_id_from_path(path)
     settings = _settings(marker, region, slide_mpp)
-    if _done(folder, path, settings):
+    if finished_with(folder / IHC_JSON, path, settings):
         return None, folder
     with Slide(path, mpp=slide_mpp) as slide:
         result = _score(slide, marker, region, None)
@@ -185,15 +145,6 @@ def ihc_to_folder(
 
 def _settings(marker: Marker, region: Box | None, slide_mpp: float | None) -> dict[str, object]:
     return {"marker": to_dict(marker), "region": list(region) if region else None, "slide_mpp": slide_mpp}
-
-
-def _done(folder: Path, slide: str | Path, settings: dict[str, object]) -> bool:
-    try:
-        saved = json.loads((folder / IHC_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    same_slide = saved.get("provenance", {}).get("slide", {}).get("slide_path") == str(Path(slide).resolve())
-    return bool(same_slide and saved.get("parameters") == json.loads(json.dumps(settings)))
 
 
 def ihc_json(result: IHCResult, settings: dict[str, object]) -> dict[str, object]:
@@ -235,7 +186,7 @@ def render_overlay(slide: Slide, result: IHCResult, max_px: int = 1600) -> np.nd
     scale = mpp / slide.mpp
     size = (max(1, round(w / scale)), max(1, round(h / scale)))
     canvas = np.ascontiguousarray(slide.read_region_at_mpp((round(x), round(y)), size, mpp))
-    inside = _in_box(result.nuclei.xy, (x, y, w, h))
+    inside = in_box(result.nuclei.xy, (x, y, w, h))
     xy = (result.nuclei.xy[inside] - [x, y]) / scale
     radius = np.sqrt(result.nuclei.area_um2[inside] / np.pi) / mpp
     thickness = max(1, round(0.6 / mpp))

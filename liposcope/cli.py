@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeAlias
 
 from liposcope import __version__
-from liposcope.errors import LiposcopeError
+from liposcope.errors import LiposcopeError, where
 
 log = logging.getLogger("liposcope")
 
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_train_tiles(sub)
     _add_ihc(sub)
+    _add_mitoses(sub)
+    _add_train_mitosis(sub)
     return parser
 
 
@@ -179,6 +181,26 @@ def _add_synth(sub: Subparsers) -> None:
         metavar="FRACTION",
         help="write an H-DAB (IHC) slide instead, this share of its nuclei positive (0-1), with a nuclei.csv truth",
     )
+    p.add_argument(
+        "--mitoses",
+        type=float,
+        metavar="PER_10HPF",
+        help="plant this many mitotic figures per 10 HPF (and as many look-alikes) in the H&E slide, with a "
+        "<slide_id>.mitoses.csv truth (slide_id,x,y,label,shape); use --mpp 0.25",
+    )
+    p.add_argument(
+        "--lookalike-ratio",
+        type=float,
+        default=1.0,
+        help="with --mitoses: look-alikes (pyknotic, apoptotic, lymphocytes, dark spindle nuclei) per figure "
+        "(default 1)",
+    )
+    p.add_argument(
+        "--unseen-shapes",
+        action="store_true",
+        help="with --mitoses: draw figures also in the shapes the packaged detector never saw (telophase, ring, "
+        "tripolar)",
+    )
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -213,6 +235,23 @@ def _synth(args: argparse.Namespace) -> int:
         print(f"wrote {path}")  # noqa: T201
         return 0
     path = args.out / f"synth-{args.subtype.lower()}-{args.seed}.tiff"
+    if args.mitoses is not None:
+        from wsi.synth.mitoses import SHAPES, TRAIN_SHAPES, write_mitosis_slide
+
+        write_mitosis_slide(
+            path,
+            label=args.subtype,
+            seed=args.seed,
+            width_px=args.width,
+            height_px=args.height,
+            mpp=args.mpp,
+            per_10hpf=args.mitoses,
+            lookalike_ratio=args.lookalike_ratio,
+            shapes=SHAPES if args.unseen_shapes else TRAIN_SHAPES,
+            stain_variation=args.stain_variation,
+        )
+        print(f"wrote {path}")  # noqa: T201
+        return 0
     write_slide(
         path,
         label=args.subtype,
@@ -502,6 +541,138 @@ def _ihc(args: argparse.Namespace) -> int:
         return f"{s['nuclei_total']} nuclei, index {index}, H-score {s['h_score']}, {s['status']}"
 
     return _run(args.slides, job, f"{marker.name} IHC")
+
+
+# -- mitoses -----------------------------------------------------------------------------------------
+def _add_mitoses(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "mitoses",
+        "Count mitotic figures per 10 HPF on H&E: global, hotspot, FNCLCC mitotic score (needs the slide's mpp).",
+        _mitoses,
+        epilog=(
+            "writes OUT/<slide_id>/mitoses.json (count, tissue_area_mm2, per_10hpf, per_mm2, hotspot_per_10hpf,\n"
+            "mitotic_score, hpf_area_mm2, hotspot box, parameters, provenance), mitoses.geojson (one QuPath point\n"
+            "per figure with its probability), hotspot.png (the hotspot, figures ringed), mitoses_gallery.png\n"
+            "(the highest-scoring detections) and a section in report.html. An HPF is the field of a 40x\n"
+            "objective: field number 22 gives 0.2376 mm² (10 HPF = 2.376 mm²). With --subtype (or a prediction.json\n"
+            "from `liposcope predict` in the folder) and --necrosis-pct, the report suggests an FNCLCC grade.\n"
+            "examples:\n  liposcope mitoses case.svs --out results\n"
+            "  liposcope mitoses case.svs --out results --hpf-area-mm2 0.1734 --subtype DDLPS --necrosis-pct 10\n"
+            "  liposcope mitoses case.svs --out results --model run/model"
+        ),
+    )
+    _add_slides(p)
+    p.add_argument("--model", type=Path, help="a `liposcope train-mitosis` model folder (default: packaged detector)")
+    p.add_argument(
+        "--hpf-area-mm2",
+        type=float,
+        help="area of one high-power field in mm² (default 0.2376, field number 22; 0.196 for FN 20)",
+    )
+    p.add_argument("--config", type=Path, help="YAML overriding configs/mitoses.yaml (candidates, NMS, hotspot)")
+    p.add_argument(
+        "--region", type=_box, metavar="X,Y,W,H", help="analyse only this level-0 box (pixels) instead of all tissue"
+    )
+    p.add_argument("--subtype", choices=SUBTYPES, help="subtype for the FNCLCC differentiation score")
+    p.add_argument("--necrosis-pct", type=float, metavar="PCT", help="necrotic share of the tumour, 0-100 (FNCLCC)")
+
+
+def _mitoses(args: argparse.Namespace) -> int:
+    from mitoses.run import mitoses_to_folder
+    from mitoses.settings import load_settings
+
+    settings = load_settings(args.config, hpf_area_mm2=args.hpf_area_mm2)
+
+    def job(path: Path) -> str:
+        result, folder = mitoses_to_folder(
+            path,
+            args.out,
+            model=args.model,
+            settings=settings,
+            slide_mpp=args.slide_mpp,
+            region=args.region,
+            subtype=args.subtype,
+            necrosis_pct=args.necrosis_pct,
+        )
+        if result is None:
+            return f"skipped, {folder / 'mitoses.json'}"
+        c = result.counts
+        return (
+            f"{c.count} figures, {c.per_10hpf:.1f}/10 HPF overall, hotspot {c.hotspot_per_10hpf:.1f}/10 HPF, "
+            f"mitotic score {c.mitotic_score}"
+        )
+
+    return _run(args.slides, job, "mitoses")
+
+
+def _add_train_mitosis(sub: Subparsers) -> None:
+    from mitoses.train import MitosisTrainConfig
+
+    d = MitosisTrainConfig()
+    p = _command(
+        sub,
+        "train-mitosis",
+        "Train the mitosis detector's patch classifier from slides and point annotations.",
+        _train_mitosis,
+        epilog=(
+            "Annotations: CSV slide_id,x,y,label (level-0 px; label mitosis or non-mitosis) or MIDOG-style\n"
+            "COCO JSON (bbox [x1,y1,x2,y2]); slide_id is the slide file name without extension. Writes\n"
+            "OUT/model/ (model.safetensors + model.json, for `liposcope mitoses --model`) and OUT/metrics.json\n"
+            "(validation F1 by slide, the chosen threshold).\n"
+            "example:\n  liposcope train-mitosis slides/*.tiff --annotations points.csv --out run"
+        ),
+    )
+    p.add_argument("slides", nargs="+", metavar="SLIDE", help="annotated slides (any openslide format)")
+    p.add_argument("--annotations", nargs="+", type=Path, required=True, metavar="FILE", help="CSV or COCO JSON files")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--slide-mpp", type=float, metavar="M", help="µm per pixel for slides whose files do not say")
+    p.add_argument("--config", type=Path, help="YAML overriding configs/mitoses.yaml (candidates, patch size)")
+    p.add_argument("--backbone", default=d.backbone, help=f"timm model name (default {d.backbone})")
+    p.add_argument("--weights", default=d.weights, help="local weights file/folder, or 'random' (default)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    p.add_argument(
+        "--negatives-per-positive",
+        type=float,
+        default=d.negatives_per_positive,
+        help="ordinary negatives per figure each epoch, half of them the highest-scoring (hard-negative mining)"
+        f" (default {d.negatives_per_positive})",
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help=f"share of slides for validation ({d.val_fraction})"
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps (default auto)")
+
+
+def _train_mitosis(args: argparse.Namespace) -> int:
+    from mitoses.settings import load_settings
+    from mitoses.train import MitosisTrainConfig, train_mitosis
+
+    cfg = MitosisTrainConfig(
+        backbone=args.backbone,
+        weights=args.weights,
+        epochs=args.epochs,
+        lr=args.lr,
+        negatives_per_positive=args.negatives_per_positive,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+    )
+    for path in [*args.slides, *args.annotations]:
+        if not Path(path).is_file():
+            raise LiposcopeError(where(path, "file not found", "check the path"))
+    report = train_mitosis(
+        [Path(s) for s in args.slides],
+        args.annotations,
+        args.out,
+        cfg,
+        load_settings(args.config),
+        slide_mpp=args.slide_mpp,
+    )
+    v = report["validation"]
+    print(f"validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}; model in {args.out / 'model'}")  # noqa: T201
+    return 0
 
 
 def _run(slides: Sequence[str], job: Callable[[Path], str], desc: str) -> int:

@@ -21,7 +21,7 @@ from torch import nn
 
 from liposcope.errors import ConfigError, ModelCardError, where
 from liposcope.io import sha256_file
-from training.checkpoint import BackboneSpec, Normalisation
+from training.checkpoint import WEIGHTS_FILE, BackboneSpec, ModelCard, Normalisation, load_card
 
 log = logging.getLogger(__name__)
 
@@ -238,3 +238,28 @@ def backbone_from_spec(spec: BackboneSpec, weights: str | Path | None) -> Backbo
 
 def _seed(sha: str) -> int:
     return int(sha.removeprefix("random:seed")) if sha.startswith("random:seed") else 0
+
+
+def load_classifier(model_dir: str | Path, kind: str) -> tuple[Backbone, ModelCard]:
+    """Rebuild a timm classifier saved with :func:`training.checkpoint.save_model` (eval mode, CPU).
+
+    Raises:
+        ModelCardError: missing or invalid card, another model kind, or weights not matching the card.
+
+    Example:
+        >>> backbone, card = load_classifier("mitoses/model", "mitosis-classifier")  # doctest: +SKIP
+    """
+    card = load_card(model_dir)
+    path = Path(model_dir) / WEIGHTS_FILE
+    if card.kind != kind:
+        raise ModelCardError(where(model_dir, f"model kind is '{card.kind}', not '{kind}'", f"pass a {kind} model"))
+    if not path.is_file():
+        raise ModelCardError(where(path, "weights not found", "copy model.safetensors next to model.json"))
+    model = _create(card.backbone.name, {k: _resolve(v) for k, v in card.backbone.kwargs.items()}, 0)
+    model.reset_classifier(len(card.classes))  # type: ignore[operator]
+    try:
+        model.load_state_dict(safetensors.torch.load_file(str(path)), strict=True)
+    except (safetensors.SafetensorError, RuntimeError, OSError) as exc:
+        problem = f"weights do not match the card's '{card.backbone.name}' ({str(exc).splitlines()[0]})"
+        raise ModelCardError(where(path, problem, "use the model.json saved with these weights")) from exc
+    return Backbone(model.eval(), card.backbone, str(model_dir)), card

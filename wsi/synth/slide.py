@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -38,6 +38,14 @@ _NOISE_PERIOD = 509
 _MEMBRANE_E = 0.45  # eosin OD of the tissue-edge membrane
 
 
+class Overlay(Protocol):
+    """Objects painted over the tissue layers (e.g. planted mitotic figures)."""
+
+    def apply(self, region: Region, layers: Layers) -> Layers:
+        """``layers`` (cropped to ``region``) with the objects near ``region`` painted in."""
+        ...
+
+
 @dataclass(frozen=True)
 class SynthSlide:
     """Everything needed to render any level-0 region of one synthetic slide deterministically."""
@@ -54,6 +62,7 @@ class SynthSlide:
     dediff_texture: Texture | None = None
     dust: Dust = field(default_factory=lambda: Dust(np.zeros(0), np.zeros(0), np.zeros(0)))
     noise_tile: FloatArray = field(default_factory=lambda: np.zeros((1, 1), np.float32))
+    figures: Overlay | None = None
 
     def render(self, x0: int, y0: int, w: int, h: int) -> NDArray[np.uint8]:
         """Level-0 RGB pixels of the box (x0, y0, w, h)."""
@@ -63,6 +72,8 @@ class SynthSlide:
         alpha = self.tissue.alpha(xs, ys)
         if float(alpha.max()) > 0.0:
             layers = self._tissue_layers(region, xs, ys)
+            if self.figures is not None:
+                layers = self.figures.apply(region, layers)
             # a thin eosinophilic membrane along the cut edge bounds the outermost cells, as on real sections
             membrane = np.clip(np.float32(1.0) - np.abs(alpha - np.float32(0.5)) * np.float32(2.0), 0.0, 1.0)
             conc = {"H": layers.h * alpha, "E": layers.e * alpha + membrane * np.float32(_MEMBRANE_E)}
@@ -237,8 +248,16 @@ def write_slide(
         style=style,
         stain_variation=stain_variation,
     )
+    return write_synth_slide(path, slide, mask_downsample=mask_downsample, quality=quality)
+
+
+def write_synth_slide(
+    path: str | os.PathLike[str], slide: SynthSlide, *, mask_downsample: int = 16, quality: int = 90
+) -> Truth:
+    """Write the pyramid of ``slide`` and its ground-truth sidecars; return the truth."""
     out = Path(path)
     sid = out.stem
+    width_px, height_px, mpp = slide.width, slide.height, slide.mpp
     write_pyramid(
         out,
         slide.render,
@@ -246,15 +265,27 @@ def write_slide(
         height_px,
         mpp,
         quality=quality,
-        description=f"liposcope synthetic slide {sid} label={label} seed={seed}",
+        description=f"liposcope synthetic slide {sid} label={slide.label} seed={slide.seed}",
     )
     tissue = slide.tissue.mask(width_px, height_px, mpp, mask_downsample)
     dediff = np.zeros_like(tissue)
     if slide.dediff is not None:
         dediff = slide.dediff.mask(width_px, height_px, mpp, mask_downsample) & tissue
-    truth = Truth(sid, label, seed, mpp, width_px, height_px, mask_downsample, slide.style, __version__, tissue, dediff)
+    truth = Truth(
+        sid,
+        slide.label,
+        slide.seed,
+        mpp,
+        width_px,
+        height_px,
+        mask_downsample,
+        slide.style,
+        __version__,
+        tissue,
+        dediff,
+    )
     _write_sidecars(out, truth)
-    log.debug("wrote %s (%s, tissue %.1f%%)", out, label, 100.0 * float(tissue.mean()))
+    log.debug("wrote %s (%s, tissue %.1f%%)", out, slide.label, 100.0 * float(tissue.mean()))
     return truth
 
 
