@@ -283,6 +283,11 @@ def mitoses_section(
     if c.hotspot_note:
         facts["Hotspot note"] = c.hotspot_note
     html = facts_table(facts) + _grade_html(subtype, grade)
+    if result.detector["source"] == "packaged":
+        html = (
+            '<div class="warn">The packaged detector was trained on synthetic figures only: check every figure, '
+            "or train one on annotated slides (<code>liposcope train-mitosis</code>).</div>" + html
+        )
     images = {"Hotspot with detected figures ringed": hotspot, "Highest-scoring detections": gallery}
     prov = {"slide_path": result.slide_path, **result.provenance}
     return Section("mitoses", "Mitoses per 10 HPF", html, images, result.slide_id, prov)
@@ -290,8 +295,9 @@ def mitoses_section(
 
 def _grade_html(subtype: str | None, grade: Grade | None) -> str:
     if grade is None:
-        missing = "the subtype (run predict or pass --subtype)" if not subtype else "the necrosis percentage"
-        return f'<p class="note">FNCLCC grade: not suggested; needs {missing} (--necrosis-pct).</p>'
+        necrosis = "the necrotic percentage (--necrosis-pct)"
+        missing = necrosis if subtype else f"the subtype (run `liposcope predict` first, or --subtype) and {necrosis}"
+        return f'<p class="note">FNCLCC grade: not suggested; it needs {missing}.</p>'
     facts = {
         "Differentiation score": f"{grade.differentiation} ({subtype})",
         "Mitotic score": grade.mitotic,
