@@ -54,7 +54,8 @@ def count_mitoses(
     """Count the figures ``xy`` (level-0 px, all on tissue inside ``box``) per physical area.
 
     The hotspot is the window of ``counting.hotspot_hpf`` HPFs' area, among windows that are at least
-    ``hotspot_min_tissue`` tissue, holding the most figures (ties: more tissue). When the tissue is
+    ``hotspot_min_tissue`` tissue (the part of a window beyond the region counts as no tissue), holding the
+    most figures (ties: more tissue). When the tissue is
     smaller than one window, the hotspot is all the tissue and its count is scaled to 10 HPF.
 
     Example:
@@ -69,7 +70,8 @@ def count_mitoses(
     side = window_side_px(window_mm2, mpp)
     windows = square_windows(xy, np.ones((len(xy), 1)), box, side, counting.hotspot_steps)
     corners = np.stack(np.meshgrid(windows.x, windows.y), axis=-1).reshape(-1, 2)
-    tissue = mask.fraction_in_boxes(corners, round(side)).reshape(len(windows.y), len(windows.x))
+    inside = np.prod(np.clip(np.array(box[:2]) + box[2:] - corners, 0.0, side), axis=1) / side**2
+    tissue = (mask.fraction_in_boxes(corners, round(side)) * inside).reshape(len(windows.y), len(windows.x))
     counts = windows.sums[..., 0]
     eligible = tissue >= counting.hotspot_min_tissue
     if not eligible.any():

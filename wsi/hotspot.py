@@ -49,7 +49,8 @@ def square_windows(
     cell = side / steps
     nx, ny = max(1, math.ceil(width / cell - 1e-9)), max(1, math.ceil(height / cell - 1e-9))
     sx, sy = min(steps, nx), min(steps, ny)
-    weights = np.asarray(weights, np.float64).reshape(len(xy), -1)
+    weights = np.asarray(weights, np.float64)
+    weights = weights.reshape(len(xy), -1 if weights.size else (weights.shape[-1] if weights.ndim == 2 else 1))
     xy = np.asarray(xy, np.float64).reshape(-1, 2)
     ix = np.clip(((xy[:, 0] - x0) // cell).astype(np.int64), 0, nx - 1)
     iy = np.clip(((xy[:, 1] - y0) // cell).astype(np.int64), 0, ny - 1)

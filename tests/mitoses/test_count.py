@@ -56,6 +56,15 @@ def test_global_rates_follow_the_tissue_area() -> None:
     assert counts.per_10hpf == pytest.approx(42 / 25.0 * 1.734)
 
 
+def test_no_figures_on_a_large_section() -> None:
+    size, mpp = 16_000, 0.25  # 16 mm², well over 10 HPF
+    counts = count_mitoses(np.zeros((0, 2)), _full_mask(size, size, mpp), (0, 0, size, size), mpp, _counting(), 16.0)
+    assert counts.count == 0
+    assert counts.hotspot_count == 0
+    assert counts.hotspot_area_mm2 == pytest.approx(2.376, abs=1e-3)
+    assert counts.mitotic_score == 1
+
+
 def test_tissue_smaller_than_ten_hpf_is_its_own_hotspot() -> None:
     xy = np.array([[100.0, 100.0], [300.0, 200.0], [900.0, 900.0]])
     counts = count_mitoses(xy, _full_mask(1000, 1000, 0.25), (0, 0, 1000, 1000), 0.25, _counting(), 0.0625)
