@@ -205,62 +205,29 @@ def _add_synth(sub: Subparsers) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from wsi.synth import write_cohort, write_ihc_slide, write_slide, write_tile_labels
+    from wsi.synth.mitoses import SHAPES, TRAIN_SHAPES, write_mitosis_slide
 
     if args.label_tiles:
         print(f"wrote {write_tile_labels(args.out, args.label_tiles)}")  # noqa: T201
         return 0
+    geometry = {"width_px": args.width, "height_px": args.height, "mpp": args.mpp}
     if args.cohort:
         labels = write_cohort(
-            args.out,
-            n_slides=args.cohort,
-            seed=args.seed,
-            width_px=args.width,
-            height_px=args.height,
-            mpp=args.mpp,
-            stain_variation=args.stain_variation,
+            args.out, n_slides=args.cohort, seed=args.seed, stain_variation=args.stain_variation, **geometry
         )
         print(f"wrote {args.cohort} slides and {labels}")  # noqa: T201
         return 0
     if args.ihc is not None:
         path = args.out / f"synth-ihc-{args.seed}.tiff"
-        write_ihc_slide(
-            path,
-            seed=args.seed,
-            width_px=args.width,
-            height_px=args.height,
-            mpp=args.mpp,
-            positive_fraction=args.ihc,
-            variation=args.stain_variation,
-        )
-        print(f"wrote {path}")  # noqa: T201
-        return 0
-    path = args.out / f"synth-{args.subtype.lower()}-{args.seed}.tiff"
-    if args.mitoses is not None:
-        from wsi.synth.mitoses import SHAPES, TRAIN_SHAPES, write_mitosis_slide
-
-        write_mitosis_slide(
-            path,
-            label=args.subtype,
-            seed=args.seed,
-            width_px=args.width,
-            height_px=args.height,
-            mpp=args.mpp,
-            per_10hpf=args.mitoses,
-            lookalike_ratio=args.lookalike_ratio,
-            shapes=SHAPES if args.unseen_shapes else TRAIN_SHAPES,
-            stain_variation=args.stain_variation,
-        )
-        print(f"wrote {path}")  # noqa: T201
-        return 0
-    write_slide(
-        path,
-        label=args.subtype,
-        seed=args.seed,
-        width_px=args.width,
-        height_px=args.height,
-        mpp=args.mpp,
-        stain_variation=args.stain_variation,
-    )
+        write_ihc_slide(path, seed=args.seed, positive_fraction=args.ihc, variation=args.stain_variation, **geometry)
+    else:
+        path = args.out / f"synth-{args.subtype.lower()}-{args.seed}.tiff"
+        he = {"label": args.subtype, "seed": args.seed, "stain_variation": args.stain_variation, **geometry}
+        if args.mitoses is None:
+            write_slide(path, **he)
+        else:
+            shapes = SHAPES if args.unseen_shapes else TRAIN_SHAPES
+            write_mitosis_slide(path, per_10hpf=args.mitoses, lookalike_ratio=args.lookalike_ratio, shapes=shapes, **he)
     print(f"wrote {path}")  # noqa: T201
     return 0
 

@@ -101,13 +101,23 @@ class Candidates:
     od: np.ndarray
     patches: np.ndarray
 
+    def select(self, keep: np.ndarray) -> Candidates:
+        """The candidates where ``keep`` (a mask or indices) says so."""
+        return Candidates(self.xy[keep], self.od[keep], self.patches[keep])
+
+    @classmethod
+    def concat(cls, parts: list[Candidates], patch_px: int) -> Candidates:
+        """All ``parts`` as one (empty, with ``patch_px`` patches, when there are none)."""
+        if not parts:
+            return cls(np.zeros((0, 2)), np.zeros(0), np.zeros((0, 3, patch_px, patch_px), np.uint8))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("xy", "od", "patches")))
+
 
 def tile_candidates(tile: CoreTile, settings: MitosisSettings, background: np.ndarray) -> Candidates:
     """The candidates whose centre lies in the tile's core, with their patches."""
     xy, od = find_candidates(tile.rgb, tile.mpp, settings.candidates, background)
     core = tile.in_core(xy)
-    xy, od = xy[core], od[core]
-    return Candidates(tile.to_level0(xy), od, cut_patches(tile.rgb, xy, settings.patch_px))
+    return Candidates(tile.to_level0(xy[core]), od[core], cut_patches(tile.rgb, xy[core], settings.patch_px))
 
 
 def stream_candidates(
@@ -118,8 +128,7 @@ def stream_candidates(
     margin = settings.patch_px // 2 + math.ceil(settings.candidates.min_distance_um / mpp)
     for tile in core_tiles(slide, mask, box, mpp, settings.tile_px, margin, desc=desc):
         found = tile_candidates(tile, settings, background)
-        keep = mask.at(found.xy) & in_box(found.xy, box)
-        yield Candidates(found.xy[keep], found.od[keep], found.patches[keep])
+        yield found.select(mask.at(found.xy) & in_box(found.xy, box))
 
 
 def suppress(xy_um: np.ndarray, score: np.ndarray, radius_um: float) -> np.ndarray:

@@ -21,7 +21,7 @@ from liposcope.config import to_dict
 from liposcope.errors import SlideError, where
 from liposcope.io import finished_with, output_dir, provenance, write_json, write_png
 from mitoses.count import MitosisCount, count_mitoses
-from mitoses.detect import Detector, stream_candidates, suppress
+from mitoses.detect import Candidates, Detector, stream_candidates, suppress
 from mitoses.fnclcc import Grade, fnclcc_grade
 from mitoses.settings import MitosisSettings, load_settings
 from wsi.geojson import feature_collection, point_features, write_geojson
@@ -88,45 +88,42 @@ def _detect(slide: Slide, detector: Detector | None, settings: MitosisSettings, 
             "use a 40x scan, or pass the true --slide-mpp if the file's is wrong",
         )
         raise SlideError(msg)
-    if settings.patch_px != detector.card.tiling.tile_px or settings.analysis_mpp != needed:
-        settings = _for_model(settings, detector)
+    # patches are cut the way the model was trained: its patch size and mpp win over the config
+    settings = replace(settings, analysis_mpp=needed, patch_px=detector.card.tiling.tile_px)
     box = check_region(slide, region)
     mask, thumbnail = detect_tissue(slide)
     background = estimate_background(thumbnail)
-    xy, prob, patches, total = [], [], [], 0
+    hits, probabilities, total = [], [], 0
     for found in stream_candidates(slide, mask, box, settings, background, desc=f"{slide.slide_id} mitoses"):
         p = detector.score(found.patches, settings.batch_size)
         hit = p >= detector.threshold
-        xy.append(found.xy[hit])
-        prob.append(p[hit])
-        patches.append(found.patches[hit])
+        hits.append(found.select(hit))
+        probabilities.append(p[hit])
         total += len(p)
-    all_xy = np.concatenate(xy) if xy else np.zeros((0, 2))
-    all_p = np.concatenate(prob) if prob else np.zeros(0)
-    all_patches = np.concatenate(patches) if patches else np.zeros((0, 3, settings.patch_px, settings.patch_px))
-    keep = suppress(all_xy * slide.mpp, all_p, settings.nms_um)
-    all_xy, all_p, all_patches = all_xy[keep], all_p[keep], all_patches[keep]
-    counts = count_mitoses(all_xy, mask, box, slide.mpp, settings.counting, tissue_mm2(mask, box))
-    info = {"source": detector.source, "backbone": detector.card.backbone.name, "threshold": detector.threshold}
-    info["weights_sha256"] = detector.card.backbone.weights_sha256
+    figures = Candidates.concat(hits, settings.patch_px)
+    probability = np.concatenate(probabilities) if probabilities else np.zeros(0)
+    keep = suppress(figures.xy * slide.mpp, probability, settings.nms_um)
+    figures, probability = figures.select(keep), probability[keep]
+    counts = count_mitoses(figures.xy, mask, box, slide.mpp, settings.counting, tissue_mm2(mask, box))
+    info = {
+        "source": detector.source,
+        "backbone": detector.card.backbone.name,
+        "threshold": detector.threshold,
+        "weights_sha256": detector.card.backbone.weights_sha256,
+    }
     return MitosisResult(
         slide.slide_id,
         str(slide.path.resolve()),
         slide.mpp,
         box,
-        all_xy,
-        all_p,
-        all_patches.astype(np.uint8),
+        figures.xy,
+        probability,
+        figures.patches,
         total,
         counts,
         info,
         provenance(slide=slide.describe(), model=info, config=to_dict(settings)),
     )
-
-
-def _for_model(settings: MitosisSettings, detector: Detector) -> MitosisSettings:
-    """Patches are cut the way the model was trained: its patch size and mpp win over the config."""
-    return replace(settings, analysis_mpp=detector.card.tiling.target_mpp, patch_px=detector.card.tiling.tile_px)
 
 
 # -- outputs -----------------------------------------------------------------------------------

@@ -24,7 +24,17 @@ from liposcope.errors import AnnotationError, where
 from liposcope.io import provenance, write_json
 from liposcope.progress import progress
 from mitoses.annotations import MITOSIS, PointAnnotations, read_annotations
-from mitoses.detect import CLASSES, KIND, Detector, cut_patches, f1_score, match_points, stream_candidates, suppress
+from mitoses.detect import (
+    CLASSES,
+    KIND,
+    Candidates,
+    Detector,
+    cut_patches,
+    f1_score,
+    match_points,
+    stream_candidates,
+    suppress,
+)
 from mitoses.settings import MitosisSettings
 from training.augment import flip_rotate, hed_jitter
 from training.backbones import create_backbone
@@ -89,9 +99,11 @@ def collect_samples(
         mask, thumbnail = detect_tissue(slide)
         background = estimate_background(thumbnail)
         box = (0.0, 0.0, float(slide.dimensions[0]), float(slide.dimensions[1]))
-        parts = list(stream_candidates(slide, mask, box, settings, background, desc=f"{slide.slide_id} candidates"))
-        xy = np.concatenate([p.xy for p in parts]) if parts else np.zeros((0, 2))
-        patches = np.concatenate([p.patches for p in parts]) if parts else np.zeros((0, 3, 1, 1), np.uint8)
+        found = Candidates.concat(
+            list(stream_candidates(slide, mask, box, settings, background, desc=f"{slide.slide_id} candidates")),
+            settings.patch_px,
+        )
+        xy, patches = found.xy, found.patches
         near_label, reached = _nearest_label(xy * slide.mpp, ann_xy * slide.mpp, ann_label, cfg.match_um)
         label = (near_label == MITOSIS).astype(np.int8)
         hard = near_label == 0
