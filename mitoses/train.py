@@ -62,7 +62,7 @@ class MitosisTrainConfig:
     val_fraction: float = 0.25
     negatives_per_positive: float = 4.0
     pool_per_slide: int = 5000
-    stain_jitter: float = 0.12
+    stain_jitter: float = 0.2
     match_um: float = 7.5
     seed: int = 0
     device: str = "auto"
