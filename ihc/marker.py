@@ -28,7 +28,7 @@ class NucleusParams:
 
     smooth_um: float
     min_od: float
-    seed_sigma_um: float
+    seed_scales_um: tuple[float, float]
     seed_min_contrast: float
     min_distance_um: float
     reach_um: float
@@ -37,6 +37,7 @@ class NucleusParams:
     max_area_um2: float
     min_width_um: float
     min_contrast_od: float
+    inset_um: float
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ def _check(m: Marker, source: str) -> None:
         problems.append("intensity thresholds must satisfy 0 < weak < moderate < strong")
     if not 0 < m.nuclei.min_area_um2 < m.nuclei.max_area_um2:
         problems.append("nuclei: need 0 < min_area_um2 < max_area_um2")
+    if len(m.nuclei.seed_scales_um) != 2 or not 0 < m.nuclei.seed_scales_um[0] <= m.nuclei.seed_scales_um[1]:
+        problems.append("nuclei.seed_scales_um must be [smallest, largest] with 0 < smallest <= largest")
     if not 0 < m.nuclei.edge_fraction < 1:
         problems.append("nuclei.edge_fraction must lie in (0, 1)")
     if m.hotspot.area_mm2 <= 0 or m.hotspot.min_nuclei < 1:

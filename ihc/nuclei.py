@@ -1,11 +1,13 @@
-"""Nuclei in an H-DAB image: deconvolution, blob seeds, seeded watershed, per-nucleus measurements.
+"""Nuclei in an H-DAB image: deconvolution, multi-scale blob seeds, seeded watershed, per-nucleus measurements.
 
 1. Haematoxylin and DAB optical density by colour deconvolution against the slide's background.
-2. Their sum, smoothed, is the nuclear signal; a difference-of-Gaussians at the nucleus scale puts
-   one seed on each nucleus, touching ones included.
-3. A watershed from the seeds splits the signal; each nucleus is then cut at ``edge_fraction``
-   between its darkest value and its surroundings, so pale and dark nuclei get true outlines.
-4. Size and width limits in µm; per nucleus: centre, area, mean DAB and haematoxylin OD.
+2. Their sum, capped so a dark nucleus cannot drown a pale neighbour, goes through difference-of-Gaussians
+   filters from the smallest to the largest nucleus scale; their maxima are the seeds, one per nucleus (a seed
+   inside a stronger blob's radius is dropped), touching nuclei included.
+3. A watershed over the blob response gives each seed its region; each nucleus is then cut at
+   ``edge_fraction`` between its seed's value and its surroundings, so pale and dark nuclei get true outlines.
+4. Size and width limits in µm; per nucleus: centre, area, and mean DAB and haematoxylin OD over its core
+   (``inset_um`` inside the outline, where blur and neighbours do not reach).
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
-from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 
 from ihc.marker import NucleusParams, StainVectors
 from wsi.stain import deconvolve, estimate_background, macenko_vectors, optical_density, stain_matrix
 
 _DOG_RATIO = 1.6  # outer / inner Gaussian of the blob filter (≈ Laplacian of Gaussian)
-_SEED_CAP_OD = 0.5  # OD at which the seed filter saturates
+_SCALE_STEP = 1.25  # ratio of successive blob scales
+_SEED_CAP_OD = 0.35  # OD at which the seed filter saturates
 #: Macenko keeps pixels with every channel above this OD; the usual 0.15 drops pale haematoxylin (low blue OD)
 #: and keeps DAB-mixed pixels, dragging the fitted haematoxylin vector towards DAB.
 _MACENKO_MIN_OD = 0.08
@@ -118,38 +119,57 @@ def detect_nuclei(rgb: np.ndarray, mpp: float, deconvolver: Deconvolver, params:
     h, dab = deconvolver.stains(rgb)
     od = np.clip(h, 0, None) + np.clip(dab, 0, None)
     signal = cv2.GaussianBlur(od, (0, 0), params.smooth_um / mpp)
-    sigma = params.seed_sigma_um / mpp
-    capped = np.minimum(od, _SEED_CAP_OD)  # a dark nucleus must not drown a pale neighbour's seed
-    blobs = cv2.GaussianBlur(capped, (0, 0), sigma) - cv2.GaussianBlur(capped, (0, 0), _DOG_RATIO * sigma)
     foreground = signal > params.min_od
-    seeds = peak_local_max(  # type: ignore[no-untyped-call]
-        blobs,
-        min_distance=max(1, round(params.min_distance_um / mpp)),
-        threshold_abs=params.seed_min_contrast,
-        labels=foreground.astype(np.int32),
-        exclude_border=False,
-    )
+    blobs, seeds = _seeds(np.minimum(od, _SEED_CAP_OD), foreground, mpp, params)
     if len(seeds) == 0:
         return Nuclei.concat([])
     markers = np.zeros(od.shape, np.int32)
     markers[seeds[:, 0], seeds[:, 1]] = np.arange(1, len(seeds) + 1)
     near = cv2.distanceTransform((markers == 0).astype(np.uint8), cv2.DIST_L2, 5) * mpp < params.reach_um
-    labels = watershed(-signal, markers, mask=foreground & near)  # type: ignore[no-untyped-call]
-    labels = _cut_at_edge(labels, signal, len(seeds), params.edge_fraction)
+    labels = watershed(-blobs, markers, mask=foreground & near)  # type: ignore[no-untyped-call]
+    labels = _cut_at_edge(labels, signal, signal[seeds[:, 0], seeds[:, 1]], params.edge_fraction)
     radius = max(1, round(params.reach_um / mpp))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     contrast = signal - cv2.morphologyEx(signal, cv2.MORPH_OPEN, disk)  # above the local stroma level
     return _measure(labels, len(seeds), mpp, dab, h, contrast, params)
 
 
-def _cut_at_edge(labels: np.ndarray, signal: np.ndarray, n: int, fraction: float) -> np.ndarray:
-    """Keep each region's pixels above ``fraction`` of the way from its lowest to its highest signal."""
-    index = np.arange(1, n + 1)
-    top = np.zeros(n + 1, np.float32)
-    low = np.zeros(n + 1, np.float32)
-    top[1:] = ndi.maximum(signal, labels, index)
-    low[1:] = ndi.minimum(signal, labels, index)
-    edge = low[labels] + fraction * (top[labels] - low[labels])
+def context_um(params: NucleusParams) -> float:
+    """How far around a nucleus the detector looks: tiles overlap by this much so border nuclei come out whole."""
+    return params.reach_um + 3 * _DOG_RATIO * params.seed_scales_um[1]
+
+
+def _seeds(
+    image: np.ndarray, foreground: np.ndarray, mpp: float, params: NucleusParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blob response (max over scales) and seeds (row, col), strongest first.
+
+    Seeds are the spatial maxima of the difference-of-Gaussians response at each scale (the response is scale
+    normalised, so a blob is strongest at its own size); strongest first, a seed within ``min_distance_um`` of a
+    kept one or within its radius (√2 σ) is dropped.
+    """
+    low, high = (s / mpp for s in params.seed_scales_um)
+    sigmas = low * _SCALE_STEP ** np.arange(int(np.log(high / low) / np.log(_SCALE_STEP) + 1e-6) + 1)
+    layers = [cv2.GaussianBlur(image, (0, 0), s) - cv2.GaussianBlur(image, (0, 0), _DOG_RATIO * s) for s in sigmas]
+    response = np.stack(layers, axis=-1)
+    is_peak = np.stack([r == cv2.dilate(r, np.ones((3, 3), np.uint8)) for r in layers], axis=-1)
+    peaks = np.argwhere(is_peak & (response >= params.seed_min_contrast) & foreground[..., None])
+    peaks = peaks[np.argsort(-response[peaks[:, 0], peaks[:, 1], peaks[:, 2]], kind="stable")]
+    reach = np.ceil(np.maximum(np.sqrt(2) * sigmas, params.min_distance_um / mpp)).astype(int) - 1
+    taken = np.zeros(image.shape, np.uint8)  # discs of the kept seeds
+    kept: list[int] = []
+    for i, (y, x, scale) in enumerate(peaks):
+        if not taken[y, x]:
+            kept.append(i)
+            cv2.circle(taken, (int(x), int(y)), int(reach[scale]), 1, -1)
+    return response.max(axis=-1), peaks[kept, :2]
+
+
+def _cut_at_edge(labels: np.ndarray, signal: np.ndarray, top: np.ndarray, fraction: float) -> np.ndarray:
+    """Keep each region's pixels above ``fraction`` of the way from its lowest signal to its seed's (``top``)."""
+    low = _per_label(np.minimum, signal, labels, len(top))
+    peak = np.concatenate([[0.0], top]).astype(np.float32)
+    edge = low[labels] + fraction * (peak[labels] - low[labels])
     out: np.ndarray = np.where((labels > 0) & (signal >= edge), labels, 0)
     return out
 
@@ -163,12 +183,13 @@ def _measure(
     contrast: np.ndarray,
     params: NucleusParams,
 ) -> Nuclei:
-    """Per-label moments with bincount (no per-object Python loop), then size, width and contrast limits."""
+    """Per-label moments with bincount (no per-object Python loop), then size, width and contrast limits;
+    stain means over each nucleus's core (see :func:`_core`)."""
     flat = labels.ravel()
     ys, xs = np.divmod(np.arange(flat.size, dtype=np.float64), labels.shape[1])
 
-    def total(weights: np.ndarray | None = None) -> np.ndarray:
-        out: np.ndarray = np.bincount(flat, weights, minlength=n + 1)[1:]
+    def total(weights: np.ndarray | None = None, of: np.ndarray = flat) -> np.ndarray:
+        out: np.ndarray = np.bincount(of, weights, minlength=n + 1)[1:]
         return out
 
     count = total()
@@ -180,13 +201,36 @@ def _measure(
     minor_var = (vxx + vyy) / 2 - np.sqrt(((vxx - vyy) / 2) ** 2 + vxy**2)
     width_um = 4 * np.sqrt(np.clip(minor_var, 0, None) + 1 / 12) * mpp  # minor axis of the equivalent ellipse
     area = count * mpp * mpp
-    peak = np.asarray(ndi.maximum(contrast, labels, np.arange(1, n + 1)))
+    peak = _per_label(np.maximum, contrast, labels, n)[1:]
     keep = (area >= params.min_area_um2) & (area <= params.max_area_um2) & (width_um >= params.min_width_um)
     keep &= peak >= params.min_contrast_od
+    core = _core(labels, n, params.inset_um / mpp).ravel()
+    in_core = np.maximum(total(of=core), 1)
     nuclei = Nuclei(
         np.stack([cx + 0.5, cy + 0.5], axis=1),  # pixel centres: (0.5, 0.5) is the middle of the first pixel
         area,
-        total(dab.ravel().astype(np.float64)) / safe,
-        total(h.ravel().astype(np.float64)) / safe,
+        total(dab.ravel().astype(np.float64), core) / in_core,
+        total(h.ravel().astype(np.float64), core) / in_core,
     )
     return nuclei.select(keep)
+
+
+def _per_label(reduce: np.ufunc, values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """``reduce`` (np.minimum or np.maximum) of ``values`` over each label 0..n (0 where a label has no pixels)."""
+    out = np.full(n + 1, np.inf if reduce is np.minimum else -np.inf, np.float32)
+    reduce.at(out, labels.ravel(), values.ravel())
+    out[~np.isfinite(out)] = 0.0
+    return out
+
+
+def _core(labels: np.ndarray, n: int, inset_px: float) -> np.ndarray:
+    """Labels shrunk to pixels at least ``inset_px`` inside their outline (also where they touch another
+    nucleus); a nucleus too small to have such pixels keeps all of its own."""
+    kernel = np.ones((3, 3), np.uint8)
+    as_float = labels.astype(np.float32)
+    outline = (cv2.dilate(as_float, kernel) != cv2.erode(as_float, kernel)) | (labels == 0)
+    depth = cv2.distanceTransform((~outline).astype(np.uint8), cv2.DIST_L2, 5)
+    core = np.where(depth >= inset_px, labels, 0)
+    has_core = np.bincount(core.ravel(), minlength=n + 1) > 0
+    out: np.ndarray = np.where(has_core[labels], core, labels)
+    return out

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ihc.marker import Marker
-from ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
+from ihc.nuclei import Deconvolver, Nuclei, context_um, detect_nuclei, make_deconvolver
 from ihc.score import CLASSES, HotspotResult, find_hotspot, grade, summarise
 from inference.report import Section, facts_table, write_section
 from liposcope.config import to_dict
@@ -105,7 +105,7 @@ def _score(slide: Slide, marker: Marker, region: Box | None, tissue: TissueParam
 def _stream_nuclei(slide: Slide, mask: TissueMask, box: Box, marker: Marker, deconvolver: Deconvolver) -> Nuclei:
     """Nuclei of every tissue tile in ``box``, each counted once (by the tile whose core holds it)."""
     mpp = max(marker.analysis_mpp, slide.mpp)
-    margin = math.ceil((marker.nuclei.reach_um + 3 * marker.nuclei.seed_sigma_um) / mpp)
+    margin = math.ceil(context_um(marker.nuclei) / mpp)
     parts = []
     for tile in core_tiles(slide, mask, box, mpp, marker.tile_px, margin, desc=f"{slide.slide_id} nuclei"):
         found = detect_nuclei(tile.rgb, mpp, deconvolver, marker.nuclei)

@@ -46,13 +46,10 @@ def test_extreme_positive_fractions(tmp_path: Path, fraction: float, mpp: float,
     check_against_truth(path)
 
 
-# Issue 6 is open: on fresh seeds the labelling index misses ±2 pp about one run in three (seeds 503746,
-# 935971: off by 2.2 and 3.0), so this acceptance check runs in the slow tier until the method meets it.
-@pytest.mark.slow
 @pytest.mark.parametrize("mpp", [0.25, 0.5])
 def test_unseen_seed_and_stain(tmp_path: Path, unseen_seed: int, mpp: float) -> None:
-    """Fresh seed and stain colours each run, at the generator's lab-to-lab spread (variation 1). At 1.5 about
-    1 slide in 12 misses H-score ±15: its DAB hue drifts to within ~20° of haematoxylin (bench/README.md)."""
+    """Fresh seed and stain colours each run, at the generator's lab-to-lab spread (variation 1); the fixed-seed
+    cases above and the sweep in bench/README.md cover variation 1.5."""
     fraction = float(np.random.default_rng(unseen_seed).uniform(0.02, 0.6))
     path = tmp_path / f"ihc-unseen-{unseen_seed}.tiff"
     write_ihc_slide(
