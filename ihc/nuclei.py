@@ -108,8 +108,13 @@ class Nuclei:
         return Nuclei(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("xy", "area_um2", "dab_od", "h_od")))
 
 
-def detect_nuclei(rgb: np.ndarray, mpp: float, deconvolver: Deconvolver, params: NucleusParams) -> Nuclei:
+def detect_nuclei(
+    rgb: np.ndarray, mpp: float, deconvolver: Deconvolver, params: NucleusParams, beyond: np.ndarray | None = None
+) -> Nuclei:
     """Nuclei of an RGB image at ``mpp`` µm/px (see the module docstring for the method).
+
+    ``beyond`` marks pixels past the slide's edge: a nucleus cut by the edge keeps its visible part, and the
+    width limit (which tells round from spindle nuclei) is not applied to it, as a cut nucleus's width is not its own.
 
     Example:
         >>> nuclei = detect_nuclei(tile, 0.5, deconvolver, load_marker("ki67").nuclei)  # doctest: +SKIP
@@ -131,7 +136,11 @@ def detect_nuclei(rgb: np.ndarray, mpp: float, deconvolver: Deconvolver, params:
     radius = max(1, round(params.reach_um / mpp))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     contrast = signal - cv2.morphologyEx(signal, cv2.MORPH_OPEN, disk)  # above the local stroma level
-    return _measure(labels, len(seeds), mpp, dab, h, contrast, params)
+    cut = np.zeros(len(seeds) + 1, bool)
+    if beyond is not None and beyond.any():
+        edge = cv2.dilate(beyond.astype(np.uint8), np.ones((3, 3), np.uint8))
+        cut = _per_label(np.maximum, edge, labels, len(seeds)) > 0
+    return _measure(labels, len(seeds), mpp, dab, h, contrast, params, cut[1:])
 
 
 def context_um(params: NucleusParams) -> float:
@@ -182,6 +191,7 @@ def _measure(
     h: np.ndarray,
     contrast: np.ndarray,
     params: NucleusParams,
+    cut: np.ndarray,
 ) -> Nuclei:
     """Per-label moments with bincount (no per-object Python loop), then size, width and contrast limits;
     stain means over each nucleus's core (see :func:`_core`)."""
@@ -202,7 +212,7 @@ def _measure(
     width_um = 4 * np.sqrt(np.clip(minor_var, 0, None) + 1 / 12) * mpp  # minor axis of the equivalent ellipse
     area = count * mpp * mpp
     peak = _per_label(np.maximum, contrast, labels, n)[1:]
-    keep = (area >= params.min_area_um2) & (area <= params.max_area_um2) & (width_um >= params.min_width_um)
+    keep = (area >= params.min_area_um2) & (area <= params.max_area_um2) & ((width_um >= params.min_width_um) | cut)
     keep &= peak >= params.min_contrast_od
     core = _core(labels, n, params.inset_um / mpp).ravel()
     in_core = np.maximum(total(of=core), 1)

@@ -108,7 +108,7 @@ def _stream_nuclei(slide: Slide, mask: TissueMask, box: Box, marker: Marker, dec
     margin = math.ceil(context_um(marker.nuclei) / mpp)
     parts = []
     for tile in core_tiles(slide, mask, box, mpp, marker.tile_px, margin, desc=f"{slide.slide_id} nuclei"):
-        found = detect_nuclei(tile.rgb, mpp, deconvolver, marker.nuclei)
+        found = detect_nuclei(tile.rgb, mpp, deconvolver, marker.nuclei, tile.beyond(*slide.dimensions))
         found = found.select(tile.in_core(found.xy))
         parts.append(Nuclei(tile.to_level0(found.xy), found.area_um2, found.dab_od, found.h_od))
     nuclei = Nuclei.concat(parts)

@@ -36,6 +36,14 @@ class CoreTile:
         out: np.ndarray = np.all((xy >= self.margin) & (xy < self.margin + self.core), axis=1)
         return out
 
+    def beyond(self, width: int, height: int) -> np.ndarray:
+        """Tile pixels (h × w bool) whose centres lie outside a ``width`` × ``height`` level-0 slide."""
+        rows, cols = self.rgb.shape[:2]
+        xs = self.origin[0] + (np.arange(cols) + 0.5) * self.scale
+        ys = self.origin[1] + (np.arange(rows) + 0.5) * self.scale
+        out: np.ndarray = ((ys < 0) | (ys >= height))[:, None] | ((xs < 0) | (xs >= width))[None, :]
+        return out
+
     def to_level0(self, xy: np.ndarray) -> np.ndarray:
         """Tile pixels → level-0 pixels."""
         out: np.ndarray = np.asarray(self.origin, np.float64) + np.asarray(xy, np.float64) * self.scale

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
@@ -14,6 +15,7 @@ from ihc.marker import Intensity
 from ihc.score import find_hotspot
 from liposcope.errors import ConfigError
 from wsi.hotspot import square_windows
+from wsi.slide import Slide
 from wsi.synth import load_ihc_truth, write_ihc_slide
 
 
@@ -132,3 +134,21 @@ def test_marker_files(tmp_path: Path) -> None:
         load_marker(bad)
     with pytest.raises(ConfigError, match="unknown marker"):
         load_marker("ki-67")
+
+
+def test_nuclei_cut_by_the_image_edge_are_counted(tmp_path: Path) -> None:
+    """A nucleus halved by the edge of a plain image keeps its visible half (no width limit on a cut nucleus)."""
+    slide = tmp_path / "ihc-edge.tiff"
+    write_ihc_slide(slide, seed=911, width_px=1024, height_px=2048, mpp=0.5, positive_fraction=0.3)
+    truth = load_ihc_truth(slide)
+    with Slide(slide) as whole:
+        rgb = whole.read_region_at_mpp((0, 0), (1024, 2048), 0.5)
+    x0 = 500
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), np.ascontiguousarray(rgb[:, x0:, ::-1]))
+    result = score_slide(crop, load_marker("ki67"), slide_mpp=0.5)
+    xy = truth.xy - [x0, 0]
+    halved = xy[(xy[:, 0] > -2) & (xy[:, 0] < 3)]  # centres within 1 µm outside to 1.5 µm inside the edge
+    nearest = np.linalg.norm(halved[:, None] - result.nuclei.xy[None], axis=2).min(axis=1) * truth.mpp
+    assert len(halved) >= 8
+    assert np.mean(nearest <= 4.0) >= 0.75, nearest.round(1)
