@@ -5,6 +5,7 @@ Example:
     >>> result, folder = ihc_to_folder("case-ki67.svs", load_marker("ki67"), "out")  # doctest: +SKIP
 """
 
+from ihc.annotations import read_deepliif_mask
 from ihc.marker import Marker, load_marker
 from ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
 from ihc.run import IHCResult, ihc_to_folder, score_slide
@@ -22,6 +23,7 @@ __all__ = [
     "ihc_to_folder",
     "load_marker",
     "make_deconvolver",
+    "read_deepliif_mask",
     "score_slide",
     "summarise",
 ]

@@ -1,8 +1,9 @@
-"""Progress bars on stderr that stay quiet under ``CI=true`` or when switched off."""
+"""Progress bars on stderr that stay quiet under ``CI=true``, when stderr is not a terminal, or when switched off."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -20,11 +21,13 @@ def set_enabled(enabled: bool) -> None:
 
 
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
-    """Wrap ``items`` in a tqdm bar unless disabled or running under CI.
+    """Wrap ``items`` in a tqdm bar unless disabled, running under CI, or writing to a file or pipe (where bars
+    would interleave with log lines).
 
     Example:
         >>> sum(progress(range(3), desc="demo"))
         3
     """
-    quiet = not _enabled or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    quiet = not _enabled or ci or not sys.stderr.isatty()
     yield from tqdm(items, total=total, desc=desc, unit=unit, disable=quiet, leave=False, dynamic_ncols=True)

@@ -8,7 +8,7 @@ Example:
 
 from mitoses.annotations import PointAnnotations, read_annotations, write_points_csv
 from mitoses.count import MitosisCount, count_mitoses
-from mitoses.detect import Detector, find_candidates, match_points, suppress
+from mitoses.detect import Detector, find_candidates, suppress
 from mitoses.fnclcc import Grade, fnclcc_grade, hpf_area_mm2, mitotic_score
 from mitoses.run import MitosisResult, detect_mitoses, mitoses_to_folder
 from mitoses.settings import MitosisSettings, load_settings
@@ -28,7 +28,6 @@ __all__ = [
     "fnclcc_grade",
     "hpf_area_mm2",
     "load_settings",
-    "match_points",
     "mitoses_to_folder",
     "mitotic_score",
     "read_annotations",

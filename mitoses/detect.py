@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from mitoses.settings import CandidateParams, MitosisSettings
@@ -149,24 +148,3 @@ def suppress(xy_um: np.ndarray, score: np.ndarray, radius_um: float) -> np.ndarr
         keep.append(int(i))
         alive[tree.query_ball_point(xy_um[i], radius_um)] = False
     return np.array(sorted(keep), np.int64)
-
-
-def match_points(pred_um: np.ndarray, true_um: np.ndarray, radius_um: float) -> tuple[int, int, int]:
-    """(true positives, false positives, false negatives) under a one-to-one matching within
-    ``radius_um`` (the MIDOG criterion is 7.5 µm).
-
-    Example:
-        >>> match_points(np.array([[0.0, 0], [50, 0]]), np.array([[3.0, 0], [100, 0]]), 7.5)
-        (1, 1, 1)
-    """
-    if len(pred_um) == 0 or len(true_um) == 0:
-        return 0, len(pred_um), len(true_um)
-    dist = np.hypot(*(pred_um[:, None, :] - true_um[None, :, :]).transpose(2, 0, 1))
-    rows, cols = linear_sum_assignment(np.where(dist <= radius_um, dist, 1e6))
-    tp = int((dist[rows, cols] <= radius_um).sum())
-    return tp, len(pred_um) - tp, len(true_um) - tp
-
-
-def f1_score(tp: int, fp: int, fn: int) -> float:
-    """F1 of detection counts (1.0 when there is nothing to find and nothing was found)."""
-    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)

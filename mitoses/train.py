@@ -30,8 +30,6 @@ from mitoses.detect import (
     Candidates,
     Detector,
     cut_patches,
-    f1_score,
-    match_points,
     stream_candidates,
     suppress,
 )
@@ -41,6 +39,7 @@ from training.backbones import create_backbone
 from training.checkpoint import HeadSpec, ModelCard, save_model
 from training.features import pick_device
 from wsi.grid import TileSpec
+from wsi.points import f1_score, match_points
 from wsi.slide import Slide, slide_id_from_path
 from wsi.stain import estimate_background
 from wsi.tissue import detect_tissue

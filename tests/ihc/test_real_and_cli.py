@@ -8,42 +8,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 
-from ihc import load_marker, score_slide
+from ihc import load_marker, read_deepliif_mask, score_slide
 from liposcope.cli import main
-from tests.ihc.test_scoring import detection_f1
+from wsi.points import f1_score, match_points
 
 TILES = ("ki67_6_2", "ki67_22_2", "ki67_799_2")
-
-
-def mask_nuclei(seg_png: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Centres (pixel-centre convention) and positivity of the red / blue nuclei of a DeepLIIF mask."""
-    rgb = cv2.imread(str(seg_png))[..., ::-1].astype(int)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    centres, positive = [], []
-    for mask, is_positive in (((r > 100) & (g < 100) & (b < 100), True), ((b > 100) & (r < 100) & (g < 100), False)):
-        labels, n = ndi.label(mask)
-        index = np.arange(1, n + 1)
-        big = ndi.sum(mask, labels, index) >= 10
-        centres += [
-            np.asarray(c)[::-1] + 0.5
-            for c, keep in zip(ndi.center_of_mass(mask, labels, index), big, strict=False)
-            if keep
-        ]
-        positive += [is_positive] * int(big.sum())
-    return np.array(centres), np.array(positive)
 
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("tile", TILES)
 def test_deepliif_labelling_index(shared_data: Path, tile: str) -> None:
     folder = shared_data / "ihc" / "deepliif"
-    true_xy, true_positive = mask_nuclei(folder / f"{tile}_seg.png")
+    true_xy, true_positive = read_deepliif_mask(folder / f"{tile}_seg.png")
     result = score_slide(folder / f"{tile}.png", load_marker("ki67"), slide_mpp=0.25)
     truth_li = 100 * true_positive.mean()
     li = float(result.scores["labelling_index_pct"])  # type: ignore[arg-type]
-    f1 = detection_f1(result.nuclei.xy, true_xy, 4.0 / 0.25)
+    f1 = f1_score(*match_points(result.nuclei.xy, true_xy, 4.0 / 0.25))
     assert abs(li - truth_li) <= 5.0, f"{tile}: LI {li:.1f} vs mask {truth_li:.1f} (F1 {f1:.2f})"
     assert f1 >= 0.6, f"{tile}: detection F1 {f1:.2f}"  # 6_2 and 799_2 leave many nuclei unannotated
 
@@ -52,9 +33,9 @@ def test_deepliif_labelling_index(shared_data: Path, tile: str) -> None:
 def test_deepliif_fully_annotated_tile_detection(shared_data: Path) -> None:
     """22_2 is the tile whose mask outlines (nearly) every nucleus; the others leave many unannotated."""
     folder = shared_data / "ihc" / "deepliif"
-    true_xy, _ = mask_nuclei(folder / "ki67_22_2_seg.png")
+    true_xy, _ = read_deepliif_mask(folder / "ki67_22_2_seg.png")
     result = score_slide(folder / "ki67_22_2.png", load_marker("ki67"), slide_mpp=0.25)
-    assert detection_f1(result.nuclei.xy, true_xy, 16.0) >= 0.80
+    assert f1_score(*match_points(result.nuclei.xy, true_xy, 4.0 / 0.25)) >= 0.80
 
 
 @pytest.mark.realdata

@@ -8,32 +8,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from scipy.optimize import linear_sum_assignment
 
 from ihc import grade, load_marker, score_slide
 from ihc.marker import Intensity
 from ihc.score import find_hotspot
 from liposcope.errors import ConfigError
 from wsi.hotspot import square_windows
+from wsi.points import f1_score, match_points
 from wsi.slide import Slide
 from wsi.synth import load_ihc_truth, write_ihc_slide
-
-
-def detection_f1(found: np.ndarray, true: np.ndarray, radius: float) -> float:
-    """F1 of one-to-one matches (Hungarian) within ``radius``."""
-    if len(found) == 0 or len(true) == 0:
-        return 0.0
-    d = np.linalg.norm(found[:, None, :] - true[None, :, :], axis=2)
-    cost = np.where(d <= radius, d, 1e9)
-    rows, cols = linear_sum_assignment(cost)
-    tp = int((cost[rows, cols] <= radius).sum())
-    return 2 * tp / (len(found) + len(true))
 
 
 def check_against_truth(path: Path, marker: str = "ki67") -> None:
     truth = load_ihc_truth(path)
     result = score_slide(path, load_marker(marker))
-    f1 = detection_f1(result.nuclei.xy, truth.xy, 4.0 / truth.mpp)
+    f1 = f1_score(*match_points(result.nuclei.xy, truth.xy, 4.0 / truth.mpp))
     li, h = result.scores["labelling_index_pct"], result.scores["h_score"]
     report = f"{path.name}: F1 {f1:.3f}, LI {li} vs {truth.labelling_index_pct:.1f}, H {h} vs {truth.h_score:.0f}"
     assert f1 >= 0.90, report

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from mitoses.count import count_mitoses
-from mitoses.detect import Detector, f1_score, match_points
+from mitoses.detect import Detector
 from mitoses.run import detect_mitoses
 from mitoses.settings import load_settings
+from wsi.points import f1_score, match_points
 from wsi.slide import Slide
 from wsi.synth.mitoses import SHAPES, write_mitosis_slide
 from wsi.tissue import detect_tissue

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mitoses.detect import cut_patches, f1_score, find_candidates, match_points, suppress
+from mitoses.detect import cut_patches, find_candidates, suppress
 from mitoses.settings import load_settings
+from wsi.points import f1_score, match_points
 
 
 def test_candidates_are_dark_compact_objects() -> None:
