@@ -11,6 +11,7 @@ import pytest
 
 from ihc import load_marker, read_deepliif_mask, score_slide
 from liposcope.cli import main
+from liposcope.errors import AnnotationError
 from wsi.points import f1_score, match_points
 
 TILES = ("ki67_6_2", "ki67_22_2", "ki67_799_2")
@@ -97,3 +98,21 @@ def test_cli_outputs_resume_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert "pass --slide-mpp" in capsys.readouterr().out
     assert main(["ihc", str(slide), "--marker", "ki67", "--region", "0,0,9999,10", "--out", str(out), "-q"]) == 2
     assert not (out / "field").exists()
+
+
+def test_deepliif_mask_reader(tmp_path: Path) -> None:
+    mask = np.zeros((60, 60, 3), np.uint8)  # RGB
+    cv2.circle(mask, (10, 10), 4, (255, 0, 0), -1)  # positive
+    cv2.circle(mask, (40, 12), 4, (200, 30, 30), -1)  # positive, not pure red
+    cv2.circle(mask, (30, 45), 5, (0, 0, 255), -1)  # negative
+    cv2.circle(mask, (30, 45), 6, (0, 255, 0), 1)  # its outline
+    mask[55:57, 55:57] = (255, 0, 0)  # 4 px: too small to be a nucleus
+    path = tmp_path / "tile_seg.png"
+    cv2.imwrite(str(path), mask[..., ::-1])
+    xy, positive = read_deepliif_mask(path)
+    order = np.argsort(xy[:, 0])
+    assert positive[order].tolist() == [True, False, True]
+    assert np.allclose(xy[order], [[10.5, 10.5], [30.5, 45.5], [40.5, 12.5]], atol=0.1)
+    (tmp_path / "bad_seg.png").write_text("not an image")
+    with pytest.raises(AnnotationError, match=r"bad_seg\.png: not a readable image"):
+        read_deepliif_mask(tmp_path / "bad_seg.png")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from mitoses.detect import cut_patches, find_candidates, suppress
 from mitoses.settings import load_settings
-from wsi.points import f1_score, match_points
 
 
 def test_candidates_are_dark_compact_objects() -> None:
@@ -35,12 +33,3 @@ def test_suppression_keeps_one_per_figure() -> None:
     keep = suppress(xy, np.array([0.5, 0.9, 0.6, 0.7]), 10.0)
     assert keep.tolist() == [1, 3]  # the best wins; 0 and 2 lie within 10 µm of it
     assert suppress(np.zeros((0, 2)), np.zeros(0), 10.0).tolist() == []
-
-
-def test_matching_is_one_to_one_within_radius() -> None:
-    truth = np.array([[0.0, 0.0], [100.0, 0.0]])
-    pred = np.array([[1.0, 0.0], [2.0, 0.0], [107.0, 0.0], [108.0, 0.0]])
-    assert match_points(pred, truth, 7.5) == (2, 2, 0)
-    assert match_points(pred[:1], truth, 0.5) == (0, 1, 2)
-    assert f1_score(2, 2, 0) == pytest.approx(2 / 3)
-    assert f1_score(0, 0, 0) == 1.0
