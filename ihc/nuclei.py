@@ -6,7 +6,9 @@
    inside a stronger blob's radius is dropped), touching nuclei included.
 3. A watershed over the blob response gives each seed its region; each nucleus is then cut at
    ``edge_fraction`` between its seed's value and its surroundings, so pale and dark nuclei get true outlines.
-4. Size and width limits in µm; per nucleus: centre, area, and mean DAB and haematoxylin OD over its core
+4. Steps 2-3 run again on haematoxylin alone, which finds pale negative nuclei that a DAB-tinted surrounding
+   hides in the sum; those not already found are added.
+5. Size and width limits in µm; per nucleus: centre, area, and mean DAB and haematoxylin OD over its core
    (``inset_um`` inside the outline, where blur and neighbours do not reach).
 """
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 from skimage.segmentation import watershed
 
 from ihc.marker import NucleusParams, StainVectors
@@ -122,7 +125,25 @@ def detect_nuclei(
         (812, 2)
     """
     h, dab = deconvolver.stains(rgb)
-    od = np.clip(h, 0, None) + np.clip(dab, 0, None)
+    stained = np.clip(h, 0, None)
+    found = _find(stained + np.clip(dab, 0, None), mpp, h, dab, params, beyond)
+    pale = _find(stained, mpp, h, dab, params, beyond)
+    if len(found) and len(pale):
+        distance, nearest = cKDTree(found.xy).query(pale.xy)
+        reach = np.maximum(np.sqrt(found.area_um2[nearest] / np.pi), params.min_distance_um) / mpp
+        pale = pale.select(distance >= reach)
+    return Nuclei.concat([found, pale])
+
+
+def _find(
+    od: np.ndarray,
+    mpp: float,
+    h: np.ndarray,
+    dab: np.ndarray,
+    params: NucleusParams,
+    beyond: np.ndarray | None,
+) -> Nuclei:
+    """Nuclei in one optical-density image: seeds, watershed, cut, measurement (stain means from ``h``, ``dab``)."""
     signal = cv2.GaussianBlur(od, (0, 0), params.smooth_um / mpp)
     foreground = signal > params.min_od
     blobs, seeds = _seeds(np.minimum(od, _SEED_CAP_OD), foreground, mpp, params)
@@ -160,10 +181,14 @@ def _seeds(
     low, high = (s / mpp for s in params.seed_scales_um)
     sigmas = low * _SCALE_STEP ** np.arange(int(np.log(high / low) / np.log(_SCALE_STEP) + 1e-6) + 1)
     layers = [cv2.GaussianBlur(image, (0, 0), s) - cv2.GaussianBlur(image, (0, 0), _DOG_RATIO * s) for s in sigmas]
-    response = np.stack(layers, axis=-1)
-    is_peak = np.stack([r == cv2.dilate(r, np.ones((3, 3), np.uint8)) for r in layers], axis=-1)
-    peaks = np.argwhere(is_peak & (response >= params.seed_min_contrast) & foreground[..., None])
-    peaks = peaks[np.argsort(-response[peaks[:, 0], peaks[:, 1], peaks[:, 2]], kind="stable")]
+    found = []  # (row, col, scale, response) of the maxima of each layer
+    for scale, layer in enumerate(layers):
+        rows, cols = np.nonzero(
+            (layer == cv2.dilate(layer, np.ones((3, 3), np.uint8))) & (layer >= params.seed_min_contrast) & foreground
+        )
+        found.append(np.column_stack([rows, cols, np.full(len(rows), scale), layer[rows, cols]]))
+    candidates = np.concatenate(found)
+    peaks = candidates[np.argsort(-candidates[:, 3], kind="stable"), :3].astype(np.int64)
     reach = np.ceil(np.maximum(np.sqrt(2) * sigmas, params.min_distance_um / mpp)).astype(int) - 1
     taken = np.zeros(image.shape, np.uint8)  # discs of the kept seeds
     kept: list[int] = []
@@ -171,7 +196,7 @@ def _seeds(
         if not taken[y, x]:
             kept.append(i)
             cv2.circle(taken, (int(x), int(y)), int(reach[scale]), 1, -1)
-    return response.max(axis=-1), peaks[kept, :2]
+    return np.maximum.reduce(layers), peaks[kept, :2]
 
 
 def _cut_at_edge(labels: np.ndarray, signal: np.ndarray, top: np.ndarray, fraction: float) -> np.ndarray:
@@ -195,8 +220,9 @@ def _measure(
 ) -> Nuclei:
     """Per-label moments with bincount (no per-object Python loop), then size, width and contrast limits;
     stain means over each nucleus's core (see :func:`_core`)."""
-    flat = labels.ravel()
-    ys, xs = np.divmod(np.arange(flat.size, dtype=np.float64), labels.shape[1])
+    inside = np.flatnonzero(labels)  # only labelled pixels carry weight
+    flat = labels.ravel()[inside]
+    ys, xs = np.divmod(inside.astype(np.float64), labels.shape[1])
 
     def total(weights: np.ndarray | None = None, of: np.ndarray = flat) -> np.ndarray:
         out: np.ndarray = np.bincount(of, weights, minlength=n + 1)[1:]
@@ -214,13 +240,13 @@ def _measure(
     peak = _per_label(np.maximum, contrast, labels, n)[1:]
     keep = (area >= params.min_area_um2) & (area <= params.max_area_um2) & ((width_um >= params.min_width_um) | cut)
     keep &= peak >= params.min_contrast_od
-    core = _core(labels, n, params.inset_um / mpp).ravel()
+    core = _core(labels, n, params.inset_um / mpp).ravel()[inside]
     in_core = np.maximum(total(of=core), 1)
     nuclei = Nuclei(
         np.stack([cx + 0.5, cy + 0.5], axis=1),  # pixel centres: (0.5, 0.5) is the middle of the first pixel
         area,
-        total(dab.ravel().astype(np.float64), core) / in_core,
-        total(h.ravel().astype(np.float64), core) / in_core,
+        total(dab.ravel()[inside].astype(np.float64), core) / in_core,
+        total(h.ravel()[inside].astype(np.float64), core) / in_core,
     )
     return nuclei.select(keep)
 

@@ -27,7 +27,7 @@ def test_deepliif_labelling_index(shared_data: Path, tile: str) -> None:
     li = float(result.scores["labelling_index_pct"])  # type: ignore[arg-type]
     f1 = f1_score(*match_points(result.nuclei.xy, true_xy, 4.0 / 0.25))
     assert abs(li - truth_li) <= 5.0, f"{tile}: LI {li:.1f} vs mask {truth_li:.1f} (F1 {f1:.2f})"
-    assert f1 >= 0.6, f"{tile}: detection F1 {f1:.2f}"  # 6_2 and 799_2 leave many nuclei unannotated
+    assert f1 >= 0.65, f"{tile}: detection F1 {f1:.2f}"  # 6_2 and 799_2 leave many nuclei unannotated
 
 
 @pytest.mark.realdata
