@@ -125,9 +125,12 @@ def detect_nuclei(
         (812, 2)
     """
     h, dab = deconvolver.stains(rgb)
+    edge = None
+    if beyond is not None and beyond.any():  # pixels that touch the slide's edge, or lie past it
+        edge = cv2.dilate(beyond.astype(np.uint8), np.ones((3, 3), np.uint8))
     stained = np.clip(h, 0, None)
-    found = _find(stained + np.clip(dab, 0, None), mpp, h, dab, params, beyond)
-    pale = _find(stained, mpp, h, dab, params, beyond)
+    found = _find(stained + np.clip(dab, 0, None), mpp, h, dab, params, edge)
+    pale = _find(stained, mpp, h, dab, params, edge)
     if len(found) and len(pale):
         distance, nearest = cKDTree(found.xy).query(pale.xy)
         reach = np.maximum(np.sqrt(found.area_um2[nearest] / np.pi), params.min_distance_um) / mpp
@@ -141,9 +144,10 @@ def _find(
     h: np.ndarray,
     dab: np.ndarray,
     params: NucleusParams,
-    beyond: np.ndarray | None,
+    edge: np.ndarray | None,
 ) -> Nuclei:
-    """Nuclei in one optical-density image: seeds, watershed, cut, measurement (stain means from ``h``, ``dab``)."""
+    """Nuclei in one optical-density image: seeds, watershed, cut, measurement (stain means from ``h``, ``dab``);
+    ``edge`` marks the slide's edge and beyond (a nucleus touching it is cut)."""
     signal = cv2.GaussianBlur(od, (0, 0), params.smooth_um / mpp)
     foreground = signal > params.min_od
     blobs, seeds = _seeds(np.minimum(od, _SEED_CAP_OD), foreground, mpp, params)
@@ -157,10 +161,7 @@ def _find(
     radius = max(1, round(params.reach_um / mpp))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     contrast = signal - cv2.morphologyEx(signal, cv2.MORPH_OPEN, disk)  # above the local stroma level
-    cut = np.zeros(len(seeds) + 1, bool)
-    if beyond is not None and beyond.any():
-        edge = cv2.dilate(beyond.astype(np.uint8), np.ones((3, 3), np.uint8))
-        cut = _per_label(np.maximum, edge, labels, len(seeds)) > 0
+    cut = np.zeros(len(seeds) + 1, bool) if edge is None else _per_label(np.maximum, edge, labels, len(seeds)) > 0
     return _measure(labels, len(seeds), mpp, dab, h, contrast, params, cut[1:])
 
 
