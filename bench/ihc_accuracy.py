@@ -1,10 +1,12 @@
 """IHC scoring accuracy: synthetic slides with fresh seeds against their truth, and the DeepLIIF Ki-67 tiles.
 
 python bench/ihc_accuracy.py [--seed0 8000] [--slides 30] [--variation 1.0] [--workdir bench/.cache/ihc-accuracy]
+                             [--deepliif DIR ...]
 
 Each seed gives two 2048² slides, at 0.25 µm/px (Ki-67 preset) and 0.5 µm/px (MDM2 preset), positive fraction
 U(2 %, 60 %) drawn from the seed. Detection F1 matches one-to-one within 4 µm. Then every DeepLIIF tile with a
-*_seg.png mask in ../shared/data/ihc/deepliif, at 0.25 µm/px.
+*_seg.png mask (TILE.png beside TILE_seg.png) in ../shared/data/ihc/deepliif and in each --deepliif folder, at
+0.25 µm/px.
 """
 
 from __future__ import annotations
@@ -51,11 +53,11 @@ def synthetic(seeds: range, variation: float, workdir: Path) -> None:
     )
 
 
-def deepliif() -> None:
-    for mask in sorted(DEEPLIIF.glob("*_seg.png")):
+def deepliif(folder: Path) -> None:
+    for mask in sorted(folder.glob("*_seg.png")):
         tile = mask.name.removesuffix("_seg.png")
         true_xy, positive = read_deepliif_mask(mask)
-        result = score_slide(DEEPLIIF / f"{tile}.png", load_marker("ki67"), slide_mpp=0.25)
+        result = score_slide(folder / f"{tile}.png", load_marker("ki67"), slide_mpp=0.25)
         f1 = f1_score(*match_points(result.nuclei.xy, true_xy, 4.0 / 0.25))
         print(
             f"{tile}: LI {result.scores['labelling_index_pct']} vs mask {100 * positive.mean():.1f} "
@@ -66,14 +68,19 @@ def deepliif() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed0", type=int, default=8000, help="first seed (default 8000)")
-    parser.add_argument("--slides", type=int, default=30, help="seeds to draw (two slides each; default 30)")
+    parser.add_argument(
+        "--slides", type=int, default=30, help="seeds to draw (two slides each; default 30; 0: DeepLIIF tiles only)"
+    )
     parser.add_argument("--variation", type=float, default=1.0, help="stain colour spread (default 1.0)")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).parent / ".cache" / "ihc-accuracy")
+    parser.add_argument("--deepliif", type=Path, nargs="*", default=[], help="more folders of DeepLIIF tile + mask")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    synthetic(range(args.seed0, args.seed0 + args.slides), args.variation, args.workdir)
-    if DEEPLIIF.is_dir():
-        deepliif()
+    if args.slides:
+        synthetic(range(args.seed0, args.seed0 + args.slides), args.variation, args.workdir)
+    for folder in [DEEPLIIF, *args.deepliif]:
+        if folder.is_dir():
+            deepliif(folder)
 
 
 if __name__ == "__main__":
