@@ -186,7 +186,8 @@ def _add_synth(sub: Subparsers) -> None:
         type=float,
         metavar="PER_10HPF",
         help="plant this many mitotic figures per 10 HPF (and as many look-alikes) in the H&E slide, with a "
-        "<slide_id>.mitoses.csv truth (slide_id,x,y,label,shape); use --mpp 0.25",
+        "<slide_id>.mitoses.csv truth (slide_id,x,y,label,shape; PLPS lipoblasts are listed as look-alikes too); "
+        "use --mpp 0.25",
     )
     p.add_argument(
         "--lookalike-ratio",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 from sklearn.metrics import roc_auc_score
 
 from liposcope.cli import main
@@ -15,7 +16,7 @@ from mitoses.annotations import read_annotations
 from mitoses.detect import KIND, Detector
 from mitoses.settings import load_settings
 from mitoses.train import MitosisTrainConfig, collect_samples, train_mitosis
-from wsi.synth.mitoses import mitosis_truth_path
+from wsi.synth.mitoses import load_mitosis_truth, mitosis_truth_path, write_mitosis_slide
 
 
 def test_tiny_training_run(mitosis_slides: list[Path], tmp_path: Path) -> None:
@@ -62,3 +63,23 @@ def test_candidates_label_by_annotation(mitosis_slides: list[Path]) -> None:
     only_first = [mitosis_truth_path(mitosis_slides[0])]
     with pytest.raises(AnnotationError, match="no annotations"):
         train_mitosis(mitosis_slides[:2], only_first, "unused", MitosisTrainConfig(), load_settings())
+
+
+def test_lipoblasts_train_as_hard_negatives(tmp_path: Path) -> None:
+    """A pleomorphic slide's truth lists its lipoblasts (scalloped dark nuclei, the texture's commonest mitosis
+    mimic) as look-alikes; stage-1 candidates reach them, so training takes them as hard negatives."""
+    path = tmp_path / "plps.tiff"
+    _, truth = write_mitosis_slide(path, label="PLPS", seed=710, width_px=2048, height_px=2048, per_10hpf=10.0)
+    lipoblast = np.array([s == "lipoblast" for s in truth.shapes])
+    assert lipoblast.sum() >= 10
+    assert not truth.mitotic[lipoblast].any()
+    samples = collect_samples(
+        path, read_annotations(mitosis_truth_path(path)), load_settings(), MitosisTrainConfig(), keep_all=True
+    )
+    distance, _ = cKDTree(samples.xy[samples.hard]).query(truth.xy[lipoblast])
+    assert np.mean(distance * 0.25 <= 7.5) >= 0.9
+    _, other = write_mitosis_slide(
+        tmp_path / "mlps.tiff", label="MLPS", seed=710, width_px=512, height_px=512, per_10hpf=10.0
+    )
+    assert "lipoblast" not in other.shapes
+    assert load_mitosis_truth(path).shapes == truth.shapes

@@ -227,6 +227,11 @@ class PleomorphicTexture:
         """Per-slide parameters."""
         return cls(seed, rng.uniform(14, 20), rng.uniform(0.04, 0.1), rng.uniform(0.3, 0.8), rng.uniform(0.35, 0.55))
 
+    def lipoblast_cells(self, bounds_um: tuple[float, float, float, float]) -> Points:
+        """Centres (µm) of the lipoblasts near ``bounds_um`` (x0, y0, x1, y1), whether drawn or not."""
+        lipo = jittered_points(self.seed + 61, bounds_um, 70.0)
+        return lipo.select(lipo.uniform(67) < self.lipoblast_rate)
+
     def render(self, region: Region) -> Layers:
         """Concentrations on the padded canvas of ``region``."""
         paint = Paint(region)
@@ -239,8 +244,7 @@ class PleomorphicTexture:
         ry = rx * lerp(pts.uniform(64), 0.55, 0.95)
         od = np.where(giant, lerp(pts.uniform(65), 1.0, 1.3), lerp(pts.uniform(65), 0.6, 0.95))
         nuclei(paint, pts, rx, ry, pts.uniform(66) * np.pi, od, np.where(giant, 0.6, 0.3))
-        lipo = jittered_points(self.seed + 61, region.bounds_um(REACH_UM), 70.0)
-        lipo = lipo.select(lipo.uniform(67) < self.lipoblast_rate)
+        lipo = self.lipoblast_cells(region.bounds_um(REACH_UM))
         lipoblasts(paint, lipo, cell_um=(13, 19), nucleus_um=(5, 8), vacuole_um=(2.5, 5.5), n_vacuoles=(4, 8))
         cyto = fbm(self.seed + 62, xs, ys, 9.0, octaves=2)
         base_e = cyto * np.float32(0.5 * self.cytoplasm) + np.float32(self.cytoplasm * 0.7)

@@ -4,9 +4,10 @@ Figures are drawn in µm from per-object seeds, so every region renders them ide
 shapes: metaphase plates, prometaphase clumps and anaphase pairs (the training shapes), and
 telophase pairs, polar-view rings and tripolar (atypical) figures, kept apart for testing on
 shapes a detector never saw. Look-alikes: pyknotic nuclei, apoptotic bodies, lymphocytes and
-smooth hyperchromatic spindle nuclei, as dark as the figures. :func:`write_mitosis_slide`
-writes the slide, the usual sidecars and ``<slide_id>.mitoses.csv`` (``slide_id,x,y,label,shape``,
-level-0 px; label ``mitosis`` or ``non-mitosis``).
+smooth hyperchromatic spindle nuclei, as dark as the figures; on pleomorphic (PLPS) slides also every
+lipoblast, whose scalloped hyperchromatic nucleus is that texture's commonest mimic (shape ``lipoblast``).
+:func:`write_mitosis_slide` writes the slide, the usual sidecars and ``<slide_id>.mitoses.csv``
+(``slide_id,x,y,label,shape``, level-0 px; label ``mitosis`` or ``non-mitosis``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from liposcope.io import atomic_path
 from wsi.synth.draw import Region, as_float, blur, draw_blobs, draw_segments
 from wsi.synth.fields import Points, value_noise
-from wsi.synth.slide import Truth, make_slide, write_synth_slide
+from wsi.synth.he import PleomorphicTexture
+from wsi.synth.slide import SynthSlide, Truth, make_slide, write_synth_slide
 from wsi.synth.structures import BLUR_UM, Layers
 
 MITOTIC_SHAPES = ("metaphase", "prometaphase", "anaphase", "telophase", "ring", "tripolar")
@@ -361,7 +364,8 @@ def write_mitosis_slide(
     cell_um = 8.0
     xs = np.asarray((np.arange(math.ceil(width_px * mpp / cell_um)) + 0.5) * cell_um, np.float64)
     ys = np.asarray((np.arange(math.ceil(height_px * mpp / cell_um)) + 0.5) * cell_um, np.float64)
-    allowed = slide.tissue.alpha(xs, ys) >= 1.0
+    in_tissue = slide.tissue.alpha(xs, ys) >= 1.0
+    allowed = in_tissue.copy()
     if slide.dediff is not None:
         allowed &= slide.dediff.alpha(xs, ys) >= 1.0
     margin = math.ceil(_REACH_UM / cell_um)
@@ -373,14 +377,31 @@ def write_mitosis_slide(
         rng, allowed, cell_um, n_mitotic=n_mitotic, n_lookalike=n_lookalike, shapes=shapes, seed=seed + 99
     )
     truth = write_synth_slide(path, replace(slide, figures=figures))
+    planted = np.stack([figures.x, figures.y], axis=1)
+    mimics = _lipoblasts(slide, in_tissue, cell_um, planted)
     found = MitosisTruth(
         truth.slide_id,
-        np.stack([figures.x, figures.y], axis=1) / mpp,
-        figures.mitotic,
-        tuple(SHAPES[s] for s in figures.shape),
+        np.concatenate([planted, mimics]) / mpp,
+        np.concatenate([figures.mitotic, np.zeros(len(mimics), bool)]),
+        tuple(SHAPES[s] for s in figures.shape) + ("lipoblast",) * len(mimics),
     )
     _write_truth_csv(mitosis_truth_path(path), found)
     return truth, found
+
+
+def _lipoblasts(slide: SynthSlide, in_tissue: NDArray[np.bool_], cell_um: float, planted_um: F64) -> F64:
+    """Centres (µm) of a pleomorphic slide's lipoblasts inside the tissue (``in_tissue``: a grid of ``cell_um``
+    cells), away from the slide edge and from planted objects; none for other textures."""
+    if not isinstance(slide.texture, PleomorphicTexture):
+        return np.empty((0, 2))
+    w_um, h_um = slide.width * slide.mpp, slide.height * slide.mpp
+    cells = slide.texture.lipoblast_cells((0.0, 0.0, w_um, h_um))
+    xy: F64 = np.stack([cells.x, cells.y], axis=1)
+    xy = xy[(xy >= _REACH_UM).all(axis=1) & (xy[:, 0] <= w_um - _REACH_UM) & (xy[:, 1] <= h_um - _REACH_UM)]
+    xy = xy[in_tissue[(xy[:, 1] // cell_um).astype(int), (xy[:, 0] // cell_um).astype(int)]]
+    if len(planted_um) and len(xy):
+        xy = xy[cKDTree(planted_um).query(xy)[0] >= _SPACING_UM]
+    return xy
 
 
 def _write_truth_csv(path: Path, truth: MitosisTruth) -> None:
