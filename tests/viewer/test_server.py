@@ -218,3 +218,11 @@ def test_viewer_does_not_import_torch(view_out: Path) -> None:
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip() == "False", time.monotonic() - started
+
+
+def test_reports_link_to_the_viewer(server: ViewerServer, view_out: Path) -> None:
+    for slide_id in (HE_ID, IHC_ID):
+        html = (view_out / slide_id / "report.html").read_text()
+        assert f"liposcope view {view_out.resolve()}" in html
+        assert f'href="http://127.0.0.1:8000/slides/{slide_id}"' in html
+        assert get(server, f"/slides/{slide_id}")[0] == 200  # the page the link names exists
