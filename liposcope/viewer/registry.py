@@ -142,7 +142,11 @@ def _layers(folder: Path, results: Mapping[str, dict[str, Any]]) -> dict[str, Ca
     for path in sorted(folder.glob("*.geojson")):
         if _LAYER_NAME.fullmatch(path.stem):
             layers[path.stem] = path.read_bytes  # the file as the command wrote it, read on each request
-    boxes = {name: r["hotspot"] for name, r in results.items() if isinstance(r.get("hotspot"), dict)}
+    boxes = {
+        name: {"label": r.get("marker", name), **r["hotspot"]}
+        for name, r in results.items()
+        if isinstance(r.get("hotspot"), dict)
+    }
     if boxes and "hotspots" not in layers:
         layers["hotspots"] = _once(lambda: _hotspots_geojson(boxes))
     if (folder / TILES_FILE).is_file() and "tissue" not in layers:
@@ -156,7 +160,7 @@ def _hotspots_geojson(boxes: Mapping[str, dict[str, Any]]) -> bytes:
     xywh = np.array([boxes[n]["box_level0"] for n in names], dtype=np.float64).reshape(-1, 4)
     numeric = sorted({k for n in names for k, v in boxes[n].items() if isinstance(v, (int, float))})
     measurements = {k: np.array([boxes[n].get(k, np.nan) for n in names], dtype=np.float64) for k in numeric}
-    classes = [f"{n} hotspot" for n in names]
+    classes = [f"{boxes[n].get('label', n)} hotspot" for n in names]
     return _dump(feature_collection(polygon_features(xywh, measurements, classes, object_type="annotation")))
 
 

@@ -140,7 +140,7 @@
     const { xs, ys } = layer;
     for (const c of layer.classes) {
       ctx.fillStyle = ctx.strokeStyle = c.color;
-      ctx.lineWidth = 2.5;
+      ctx.lineWidth = layer.style === "ring" ? 2.5 : 2;
       const squares = layer.style === "dot" && r < 3;
       if (!squares) ctx.beginPath();
       for (const i of c.index) {
@@ -157,7 +157,7 @@
         }
       }
       if (squares) continue;
-      if (layer.style === "ring") ctx.stroke();
+      if (layer.style === "ring" || r >= 4) ctx.stroke(); // rings leave the nucleus itself visible
       else ctx.fill();
     }
   }
