@@ -217,7 +217,9 @@
         if (hotspots && cls.name) {
           ctx.fillStyle = ctx.strokeStyle;
           ctx.font = "bold 13px system-ui, sans-serif";
-          ctx.fillText(cls.name, t.ox + b[0] * t.s + 6, t.oy + b[1] * t.s + 17);
+          // Kept clear of the zoom buttons when the box starts at the top of the view.
+          const y = Math.min(Math.max(t.oy + b[1] * t.s + 17, 52), t.oy + b[3] * t.s - 6);
+          ctx.fillText(cls.name, Math.max(t.ox + b[0] * t.s, 0) + 6, y);
         }
       }
     });
