@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ihc(sub)
     _add_mitoses(sub)
     _add_train_mitosis(sub)
+    _add_view(sub)
     return parser
 
 
@@ -640,6 +641,34 @@ def _train_mitosis(args: argparse.Namespace) -> int:
     )
     v = report["validation"]
     print(f"validation F1 {v['f1']:.3f} at threshold {v['threshold']:.2f}; model in {args.out / 'model'}")  # noqa: T201
+    return 0
+
+
+# -- view ----------------------------------------------------------------------------------------------
+def _add_view(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "view",
+        "Review slides with their heatmap, nuclei, mitoses and hotspots in the browser (read-only, local).",
+        _view,
+        epilog=(
+            "PATH is an --out folder of predict/ihc/mitoses/tile (each OUT/<slide_id>/ names its slide in the\n"
+            "provenance of its results) or slide files. Serves Deep Zoom tiles, the layers' GeoJSON and a page\n"
+            "at http://127.0.0.1:PORT/slides/<slide_id>; binds to 127.0.0.1 (this machine only) unless --host says\n"
+            "otherwise. Nothing is written. Ctrl+C stops.\n"
+            "examples:\n  liposcope view results\n  liposcope view results/case1 --port 8080 --no-browser"
+        ),
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="output folders of the commands, or slide files")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+
+
+def _view(args: argparse.Namespace) -> int:
+    from liposcope.viewer import serve
+
+    serve(args.paths, host=args.host, port=args.port, open_browser=not args.no_browser)
     return 0
 
 
