@@ -32,11 +32,13 @@ class NucleusParams:
     seed_min_contrast: float
     min_distance_um: float
     reach_um: float
+    merge_saddle: float
     edge_fraction: float
     min_area_um2: float
     max_area_um2: float
     min_width_um: float
     min_contrast_od: float
+    texture_floor: float
     inset_um: float
 
 
@@ -59,12 +61,14 @@ class Hotspot:
 
 @dataclass(frozen=True)
 class Status:
-    """``metric`` at or above ``cutoff`` reads ``at_or_above``, else ``below``."""
+    """``metric`` at or above ``cutoff`` reads ``at_or_above``, else ``below``; ``source`` says where the cut-off
+    comes from (filled in by :func:`load_marker` when the file does not say)."""
 
     metric: str
     cutoff: float
     at_or_above: str
     below: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Marker:
     intensity: Intensity
     hotspot: Hotspot
     status: Status
+    notes: tuple[str, ...] = ()  # lines every report of this marker states (e.g. what IHC cannot decide)
 
 
 def load_marker(marker: str | Path) -> Marker:
@@ -96,9 +101,22 @@ def load_marker(marker: str | Path) -> Marker:
     if not text.endswith((".yaml", ".yml")) and text not in PRESETS:
         msg = f"--marker {text}: unknown marker; use one of {', '.join(PRESETS)} or a path to a .yaml file"
         raise ConfigError(msg)
-    result = from_dict(Marker, merge(load_yaml("ihc"), load_yaml(marker)), text)
+    own = load_yaml(marker)
+    merged = merge(load_yaml("ihc"), own)
+    if not merged["status"].get("source"):
+        merged["status"]["source"] = _cutoff_source(text, "cutoff" in own.get("status", {}))
+    result = from_dict(Marker, merged, text)
     _check(result, text)
     return result
+
+
+def _cutoff_source(marker: str, own_cutoff: bool) -> str:
+    """Where the status cut-off comes from, in words."""
+    if not own_cutoff:
+        return "the default of configs/ihc.yaml (a preset value, not a validated clinical threshold)"
+    if marker in PRESETS:
+        return f"the {marker} preset (configs/{marker}.yaml; a preset value, not a validated clinical threshold)"
+    return f"the marker file {marker}"
 
 
 def _check(m: Marker, source: str) -> None:

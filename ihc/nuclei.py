@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.ndimage import find_objects
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from skimage.segmentation import watershed
 
@@ -27,6 +30,7 @@ from wsi.stain import deconvolve, estimate_background, macenko_vectors, optical_
 _DOG_RATIO = 1.6  # outer / inner Gaussian of the blob filter (≈ Laplacian of Gaussian)
 _SCALE_STEP = 1.25  # ratio of successive blob scales
 _SEED_CAP_OD = 0.35  # OD at which the seed filter saturates
+_SOLIDITY = 0.93  # two pieces whose union fills this share of its convex hull are one nucleus
 #: Macenko keeps pixels with every channel above this OD; the usual 0.15 drops pale haematoxylin (low blue OD)
 #: and keeps DAB-mixed pixels, dragging the fitted haematoxylin vector towards DAB.
 _MACENKO_MIN_OD = 0.08
@@ -150,19 +154,67 @@ def _find(
     ``edge`` marks the slide's edge and beyond (a nucleus touching it is cut)."""
     signal = cv2.GaussianBlur(od, (0, 0), params.smooth_um / mpp)
     foreground = signal > params.min_od
-    blobs, seeds = _seeds(np.minimum(od, _SEED_CAP_OD), foreground, mpp, params)
+    blobs, seeds, texture = _seeds(np.minimum(od, _SEED_CAP_OD), foreground, mpp, params)
     if len(seeds) == 0:
         return Nuclei.concat([])
     markers = np.zeros(od.shape, np.int32)
     markers[seeds[:, 0], seeds[:, 1]] = np.arange(1, len(seeds) + 1)
     near = cv2.distanceTransform((markers == 0).astype(np.uint8), cv2.DIST_L2, 5) * mpp < params.reach_um
     labels = watershed(-blobs, markers, mask=foreground & near)  # type: ignore[no-untyped-call]
-    labels = _cut_at_edge(labels, signal, signal[seeds[:, 0], seeds[:, 1]], params.edge_fraction)
+    top = signal[seeds[:, 0], seeds[:, 1]]
+    labels = _cut_at_edge(labels, signal, top, params.edge_fraction)
+    labels, top = _merge_pieces(labels, blobs, seeds, top, params.merge_saddle)
+    n = len(top)
     radius = max(1, round(params.reach_um / mpp))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     contrast = signal - cv2.morphologyEx(signal, cv2.MORPH_OPEN, disk)  # above the local stroma level
-    cut = np.zeros(len(seeds) + 1, bool) if edge is None else _per_label(np.maximum, edge, labels, len(seeds)) > 0
-    return _measure(labels, len(seeds), mpp, dab, h, contrast, params, cut[1:])
+    cut = np.zeros(n + 1, bool) if edge is None else _per_label(np.maximum, edge, labels, n) > 0
+    floor = max(params.min_contrast_od, params.texture_floor * texture)
+    return _measure(labels, n, mpp, dab, h, contrast, floor, params, cut[1:])
+
+
+def _merge_pieces(
+    labels: np.ndarray, blobs: np.ndarray, seeds: np.ndarray, top: np.ndarray, ratio: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge watershed regions that are pieces of one nucleus: two neighbours whose blob response along their
+    shared border (the saddle) stays above ``ratio`` times the lower of their two seeds' responses have no dip
+    between them, as an elongated or textured nucleus seeded twice has none while touching nuclei do.
+
+    Returns the relabelled image (1..m) and, per new label, the highest ``top`` of its seeds.
+    """
+    n = len(seeds)
+    pairs, saddle = [], []
+    for a, b, va, vb in (
+        (labels[:, :-1], labels[:, 1:], blobs[:, :-1], blobs[:, 1:]),
+        (labels[:-1, :], labels[1:, :], blobs[:-1, :], blobs[1:, :]),
+    ):
+        border = (a != b) & (a > 0) & (b > 0)
+        lo, hi = np.minimum(a[border], b[border]), np.maximum(a[border], b[border])
+        pairs.append(lo.astype(np.int64) * (n + 1) + hi)
+        saddle.append(np.minimum(va[border], vb[border]))
+    key, value = np.concatenate(pairs), np.concatenate(saddle)
+    if ratio >= 1 or key.size == 0:
+        return labels, top
+    order = np.argsort(key, kind="stable")
+    key, value = key[order], value[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    best = np.maximum.reduceat(value, first)
+    a, b = np.divmod(key[first], n + 1)
+    peak = np.concatenate([[0.0], blobs[seeds[:, 0], seeds[:, 1]]])
+    join = best >= ratio * np.minimum(peak[a], peak[b])
+    graph = coo_matrix((np.ones(int(join.sum())), (a[join], b[join])), shape=(n + 1, n + 1))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component)
+    boxes = find_objects(labels)
+    for group in np.flatnonzero(sizes > 1):
+        members = np.flatnonzero(component == group)
+        if not _convex(labels, [boxes[m - 1] for m in members], members):
+            component[members] = len(component) + members  # not one nucleus: its pieces stay apart
+    new = np.unique(component[1:], return_inverse=True)[1] + 1  # labels 1..m
+    merged_top = np.zeros(int(new.max()), np.float32)
+    np.maximum.at(merged_top, new - 1, top)
+    out: np.ndarray = np.concatenate([[0], new]).astype(np.int32)[labels]
+    return out, merged_top
 
 
 def context_um(params: NucleusParams) -> float:
@@ -172,21 +224,23 @@ def context_um(params: NucleusParams) -> float:
 
 def _seeds(
     image: np.ndarray, foreground: np.ndarray, mpp: float, params: NucleusParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """Blob response (max over scales) and seeds (row, col), strongest first.
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Blob response (max over scales), seeds (row, col), strongest first, and the image's texture level.
 
     Seeds are the spatial maxima of the difference-of-Gaussians response at each scale (the response is scale
     normalised, so a blob is strongest at its own size); strongest first, a seed within ``min_distance_um`` of a
-    kept one or within its radius (√2 σ) is dropped.
+    kept one or within its radius (√2 σ) is dropped. The texture level (see :func:`_texture`) sets the image's
+    own contrast floor: a nucleus must stand ``texture_floor`` times above it, so grainy stroma, noise and JPEG
+    blocks are not taken for nuclei while a smooth image keeps its faint ones.
     """
     low, high = (s / mpp for s in params.seed_scales_um)
     sigmas = low * _SCALE_STEP ** np.arange(int(np.log(high / low) / np.log(_SCALE_STEP) + 1e-6) + 1)
     layers = [cv2.GaussianBlur(image, (0, 0), s) - cv2.GaussianBlur(image, (0, 0), _DOG_RATIO * s) for s in sigmas]
+    texture = _texture(image, layers[0], foreground)
     found = []  # (row, col, scale, response) of the maxima of each layer
     for scale, layer in enumerate(layers):
-        rows, cols = np.nonzero(
-            (layer == cv2.dilate(layer, np.ones((3, 3), np.uint8))) & (layer >= params.seed_min_contrast) & foreground
-        )
+        peak = layer == cv2.dilate(layer, np.ones((3, 3), np.uint8))
+        rows, cols = np.nonzero(peak & (layer >= params.seed_min_contrast) & foreground)
         found.append(np.column_stack([rows, cols, np.full(len(rows), scale), layer[rows, cols]]))
     candidates = np.concatenate(found)
     peaks = candidates[np.argsort(-candidates[:, 3], kind="stable"), :3].astype(np.int64)
@@ -197,7 +251,39 @@ def _seeds(
         if not taken[y, x]:
             kept.append(i)
             cv2.circle(taken, (int(x), int(y)), int(reach[scale]), 1, -1)
-    return np.maximum.reduce(layers), peaks[kept, :2]
+    return np.maximum.reduce(layers), peaks[kept, :2], texture
+
+
+def _texture(image: np.ndarray, response: np.ndarray, foreground: np.ndarray) -> float:
+    """Robust spread (1.4826 × median absolute deviation) of the finest blob response over the paler half of the
+    foreground, i.e. over stroma rather than nuclei; every second pixel each way is enough."""
+    image, response, foreground = image[::2, ::2], response[::2, ::2], foreground[::2, ::2]
+    if not foreground.any():
+        return 0.0
+    pale = foreground & (image <= np.median(image[foreground]))
+    return _robust_spread(response[pale])
+
+
+def _robust_spread(values: np.ndarray) -> float:
+    """1.4826 × the median absolute deviation (a normal sample's standard deviation, robust to outliers)."""
+    median = float(np.median(values))
+    return 1.4826 * float(np.median(np.abs(values - median)))
+
+
+def _convex(labels: np.ndarray, boxes: list[tuple[slice, slice] | None], members: np.ndarray) -> bool:
+    """Whether the labels ``members`` together have a convex outline (their pixels, holes filled, fill at least
+    ``_SOLIDITY`` of their convex hull's pixels): one nucleus seeded several times does, touching nuclei leave a waist.
+    ``boxes`` are the members' bounding slices (``find_objects``)."""
+    present = [b for b in boxes if b is not None]
+    if not present:
+        return False
+    rows = slice(min(b[0].start for b in present), max(b[0].stop for b in present))
+    cols = slice(min(b[1].start for b in present), max(b[1].stop for b in present))
+    union = np.isin(labels[rows, cols], members).astype(np.uint8)
+    contours, _ = cv2.findContours(union, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    solid = cv2.drawContours(np.zeros_like(union), contours, -1, 1, -1)  # a vesicular nucleus's pale centre too
+    filled = cv2.fillConvexPoly(np.zeros_like(union), cv2.convexHull(cv2.findNonZero(union)), 1)
+    return bool(solid.sum() >= _SOLIDITY * filled.sum())
 
 
 def _cut_at_edge(labels: np.ndarray, signal: np.ndarray, top: np.ndarray, fraction: float) -> np.ndarray:
@@ -216,6 +302,7 @@ def _measure(
     dab: np.ndarray,
     h: np.ndarray,
     contrast: np.ndarray,
+    floor: float,
     params: NucleusParams,
     cut: np.ndarray,
 ) -> Nuclei:
@@ -240,7 +327,7 @@ def _measure(
     area = count * mpp * mpp
     peak = _per_label(np.maximum, contrast, labels, n)[1:]
     keep = (area >= params.min_area_um2) & (area <= params.max_area_um2) & ((width_um >= params.min_width_um) | cut)
-    keep &= peak >= params.min_contrast_od
+    keep &= peak >= floor
     core = _core(labels, n, params.inset_um / mpp).ravel()[inside]
     in_core = np.maximum(total(of=core), 1)
     nuclei = Nuclei(

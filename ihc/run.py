@@ -1,6 +1,6 @@
 """``score_slide``: an H-DAB slide in, nuclei and marker scores out, streamed tile by tile.
 
-``ihc_to_folder`` writes ``OUT/<slide_id>/{ihc.json, nuclei.geojson, overlay.png}`` and the IHC
+``ihc_to_folder`` writes ``OUT/<slide_id>/{ihc.json, nuclei.geojson, overlay.png, overview.png}`` and the IHC
 section of ``report.html``; ``ihc.json`` is written last and makes a rerun skip the slide.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from wsi.slide import Slide, slide_id_from_path
 from wsi.stream import check_region, core_tiles, in_box, tissue_mm2
 from wsi.tissue import TissueMask, TissueParams, detect_tissue
 
-IHC_JSON, NUCLEI_GEOJSON, OVERLAY_PNG = "ihc.json", "nuclei.geojson", "overlay.png"
+IHC_JSON, NUCLEI_GEOJSON, OVERLAY_PNG, OVERVIEW_PNG = "ihc.json", "nuclei.geojson", "overlay.png", "overview.png"
+METRIC_WORDS = {"labelling_index_pct": ("labelling index", " %"), "h_score": ("H-score", "")}
 Box = tuple[float, float, float, float]
 MAX_MPP = 1.0  # µm/px; coarser images cannot show single nuclei
 
@@ -134,11 +136,14 @@ def ihc_to_folder(
         return None, folder
     with Slide(path, mpp=slide_mpp) as slide:
         result = _score(slide, marker, region, None)
-        overlay = render_overlay(slide, result)
+        window = overlay_window(result)
+        overlay = render_overlay(slide, result, window)
+        overview = render_overview(slide, result, window)
     with output_dir(folder):
         write_png(folder / OVERLAY_PNG, overlay)
+        write_png(folder / OVERVIEW_PNG, overview)
         write_nuclei_geojson(folder / NUCLEI_GEOJSON, result)
-        write_section(folder, ihc_section(result, overlay))
+        write_section(folder, ihc_section(result, overlay, overview))
         write_json(folder / IHC_JSON, ihc_json(result, settings))
     return result, folder
 
@@ -164,6 +169,9 @@ def ihc_json(result: IHCResult, settings: dict[str, object]) -> dict[str, object
             "positive": hotspot.positive,
         },
         "nuclei_per_mm2": round(len(result.grades) / result.area_mm2, 1) if result.area_mm2 > 0 else None,
+        "status_text": status_text(result),
+        "cutoff_source": result.marker.status.source,
+        "notes": notes(result),
         "slide_mpp": result.slide_mpp,
         "deconvolution": result.deconvolution,
         "parameters": settings,
@@ -179,10 +187,46 @@ def write_nuclei_geojson(path: Path, result: IHCResult) -> None:
     write_geojson(path, feature_collection(point_features(n.xy, measurements, names)))
 
 
-def render_overlay(slide: Slide, result: IHCResult, max_px: int = 1600) -> np.ndarray:
-    """The hotspot (or, without one, the analysed region) with each nucleus ringed in its class colour."""
+def status_text(result: IHCResult) -> str | None:
+    """The status in words, with the value, the cut-off and where the cut-off comes from."""
+    s, rule, name = result.scores, result.marker.status, result.marker.name
+    value = s[rule.metric]
+    if value is None:
+        return None
+    words, unit = METRIC_WORDS[rule.metric]
+    relation = "at or above" if s["status"] == rule.at_or_above else "below"
+    return (
+        f"{name} {words} {float(value):.1f}{unit} is {relation} the cut-off of {rule.cutoff:g}{unit}, so the status "  # type: ignore[arg-type]
+        f"reads '{s['status']}'. The cut-off is {rule.source}."
+    )
+
+
+def notes(result: IHCResult) -> list[str]:
+    """What a reader must know beside the numbers: the marker's own notes and a too-small analysed area."""
+    out = list(result.marker.notes)
+    window = result.marker.hotspot.area_mm2
+    if result.area_mm2 < window:
+        out.append(
+            f"The analysed tissue ({result.area_mm2:.3f} mm²) is smaller than one hotspot window ({window:g} mm²): "
+            "there is no hotspot index, and the global index rests on fewer nuclei than a hotspot count."
+        )
+    return out
+
+
+def overlay_window(result: IHCResult, max_px: int = 1600) -> Box:
+    """The level-0 box the overlay shows: the hotspot, else the nuclei's extent, at most ``max_px`` analysis
+    pixels a side (centred on the extent)."""
     x, y, w, h = result.hotspot.box if result.hotspot else _extent(result.nuclei.xy, result.region)
-    mpp = max(result.marker.analysis_mpp / 2, slide.mpp, max(w, h) * slide.mpp / max_px)
+    side = max_px * max(result.marker.analysis_mpp, result.slide_mpp) / result.slide_mpp
+    cx, cy = x + w / 2, y + h / 2
+    w, h = min(w, side), min(h, side)
+    return (cx - w / 2, cy - h / 2, w, h)
+
+
+def render_overlay(slide: Slide, result: IHCResult, window: Box) -> np.ndarray:
+    """``window`` at the analysis resolution with each nucleus ringed in its class colour, sized to the nucleus."""
+    x, y, w, h = window
+    mpp = max(result.marker.analysis_mpp, slide.mpp)
     scale = mpp / slide.mpp
     size = (max(1, round(w / scale)), max(1, round(h / scale)))
     canvas = np.ascontiguousarray(slide.read_region_at_mpp((round(x), round(y)), size, mpp))
@@ -196,6 +240,24 @@ def render_overlay(slide: Slide, result: IHCResult, max_px: int = 1600) -> np.nd
     return canvas
 
 
+def render_overview(slide: Slide, result: IHCResult, window: Box, max_px: int = 1024) -> np.ndarray:
+    """The whole slide, small: the analysed region (grey), the hotspot window (red) and the overlay's window
+    (blue, when it is not the hotspot), so a reader sees where the counted field lies."""
+    canvas = np.ascontiguousarray(slide.thumbnail(max_px))
+    scale = canvas.shape[1] / slide.dimensions[0]
+    thick = max(2, round(canvas.shape[1] / 300))
+    boxes = [(result.region, (128, 128, 128))]
+    if result.hotspot:
+        boxes.append((result.hotspot.box, (220, 0, 0)))
+    if not result.hotspot or tuple(window) != tuple(result.hotspot.box):
+        boxes.append((window, (0, 90, 220)))
+    for (x, y, w, h), colour in boxes:
+        p1 = (round(x * scale), round(y * scale))
+        p2 = (max(p1[0] + 1, round((x + w) * scale)), max(p1[1] + 1, round((y + h) * scale)))
+        cv2.rectangle(canvas, p1, p2, colour, thick)
+    return canvas
+
+
 def _extent(xy: np.ndarray, region: Box, pad: float = 64.0) -> Box:
     """Bounding box of the points, padded and clipped to ``region`` (the region if there are none)."""
     if len(xy) == 0:
@@ -206,15 +268,14 @@ def _extent(xy: np.ndarray, region: Box, pad: float = 64.0) -> Box:
     return (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
 
 
-def ihc_section(result: IHCResult, overlay: np.ndarray) -> Section:
-    """The report section: the numbers, the rule behind the status and the overlay."""
+def ihc_section(result: IHCResult, overlay: np.ndarray, overview: np.ndarray) -> Section:
+    """The report section: the status in words, the numbers, notes, the overlay and the slide overview."""
     s = result.scores
     m = result.marker
     hot = result.hotspot
     pct = "{:.1f} %".format
     facts = {
-        "Status": f"{s['status']} ({m.status.metric} {'≥' if s['status'] == m.status.at_or_above else '<'} "
-        f"{m.status.cutoff:g})",
+        "Status": status_text(result) or "— (no nuclei)",
         "Nuclei counted": f"{s['nuclei_total']} ({s['nuclei_positive']} positive)",
         "Labelling index (all tissue)": pct(s["labelling_index_pct"]) if s["labelling_index_pct"] is not None else "—",
         "Hotspot labelling index": f"{pct(hot.labelling_index_pct)} in {hot.area_mm2:.3f} mm², {hot.nuclei} nuclei"
@@ -228,11 +289,18 @@ def ihc_section(result: IHCResult, overlay: np.ndarray) -> Section:
         f"{max(m.analysis_mpp, result.slide_mpp):.3g} µm/px",
     }
     legend = " ".join(f'<span style="color:rgb{class_color(name)}">&#9679;</span> {name}' for name in CLASSES)
-    html = facts_table(facts) + f'<p class="note">Overlay rings: {legend}. Check the rings against the slide.</p>'
+    lines = "".join(f'<p class="note"><b>Note:</b> {html_escape(n)}</p>' for n in notes(result))
+    ring = (
+        f'<p class="note">Overlay at the analysis resolution ({max(m.analysis_mpp, result.slide_mpp):.3g} µm/px), '
+        f"each ring drawn around one counted nucleus at its size: {legend}. Check the rings against the slide; the "
+        "overview marks the hotspot window in red (and the overlay's window in blue when it is not the hotspot).</p>"
+    )
+    html = facts_table(facts) + lines + ring
     title = f"{m.name} immunohistochemistry"
     caption = f"{m.name} {'hotspot' if hot else 'region'} with nuclei by class"
+    images = {caption: overlay, "Slide overview: analysed region (grey), hotspot (red)": overview}
     prov = {"slide_path": result.slide_path, "marker": m.name, **result.provenance}
-    return Section(f"ihc-{_key(m.name)}", title, html, {caption: overlay}, result.slide_id, prov)
+    return Section(f"ihc-{_key(m.name)}", title, html, images, result.slide_id, prov)
 
 
 def _key(name: str) -> str:

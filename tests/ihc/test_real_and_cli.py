@@ -86,8 +86,20 @@ def test_cli_outputs_resume_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert names <= {"Negative", "Weak", "Moderate", "Strong"}
     assert "Negative" in names
     assert "DAB OD mean" in features[0]["properties"]["measurements"]
-    assert cv2.imread(str(folder / "overlay.png")) is not None
-    assert "Ki-67 immunohistochemistry" in (folder / "report.html").read_text()
+    overlay = cv2.imread(str(folder / "overlay.png"))
+    hot = data["hotspot"]["box_level0"]  # the overlay shows the hotspot at the analysis resolution (0.5 µm/px)
+    assert overlay.shape[:2] == (round(hot[3]), round(hot[2]))
+    assert cv2.imread(str(folder / "overview.png")) is not None
+    assert (
+        "is at or above the cut-off of 20 %" in data["status_text"]
+        or "below the cut-off of 20 %" in (data["status_text"])
+    )
+    assert "ki67 preset" in data["cutoff_source"]
+    assert "a preset value" in data["status_text"]
+    assert data["notes"] == []
+    report = (folder / "report.html").read_text()
+    assert "Ki-67 immunohistochemistry" in report
+    assert "Slide overview" in report
     capsys.readouterr()
     assert main(["ihc", str(slide), "--marker", "ki67", "--out", str(out), "-q"]) == 0
     assert "skipped" in capsys.readouterr().out
@@ -98,6 +110,25 @@ def test_cli_outputs_resume_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert "pass --slide-mpp" in capsys.readouterr().out
     assert main(["ihc", str(slide), "--marker", "ki67", "--region", "0,0,9999,10", "--out", str(out), "-q"]) == 2
     assert not (out / "field").exists()
+
+
+def test_mdm2_fish_line_and_small_area_note(tmp_path: Path) -> None:
+    """MDM2 says FISH decides amplification; an area smaller than one hotspot window is said, not hidden."""
+    from wsi.synth import write_ihc_slide
+
+    slide = tmp_path / "small-mdm2.tiff"
+    write_ihc_slide(slide, seed=906, width_px=768, height_px=768, mpp=0.5, positive_fraction=0.4)
+    out = tmp_path / "out"
+    assert main(["ihc", str(slide), "--marker", "mdm2", "--out", str(out), "-q"]) == 0
+    data = json.loads((out / "small-mdm2" / "ihc.json").read_text())
+    assert data["area_mm2"] < 0.2376
+    assert data["hotspot"] is None
+    assert any("decided by FISH" in n for n in data["notes"])
+    assert any("smaller than one hotspot window" in n for n in data["notes"])
+    assert data["status_text"].startswith("MDM2 labelling index")
+    report = (out / "small-mdm2" / "report.html").read_text()
+    assert "decided by FISH" in report
+    assert "smaller than one hotspot window" in report
 
 
 def test_deepliif_mask_reader(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from ihc import grade, load_marker, score_slide
 from ihc.marker import Intensity
+from ihc.nuclei import detect_nuclei, make_deconvolver
 from ihc.score import find_hotspot
 from liposcope.errors import ConfigError
 from wsi.hotspot import square_windows
@@ -19,15 +20,16 @@ from wsi.slide import Slide
 from wsi.synth import load_ihc_truth, write_ihc_slide
 
 
-def check_against_truth(path: Path, marker: str = "ki67") -> None:
+def check_against_truth(path: Path, marker: str = "ki67", tolerance: tuple[float, float, float] = (2, 15, 0.9)) -> None:
+    """Labelling index within ``tolerance[0]`` pp, H-score within ``tolerance[1]``, F1 (4 µm) at least ``[2]``."""
     truth = load_ihc_truth(path)
     result = score_slide(path, load_marker(marker))
     f1 = f1_score(*match_points(result.nuclei.xy, truth.xy, 4.0 / truth.mpp))
     li, h = result.scores["labelling_index_pct"], result.scores["h_score"]
     report = f"{path.name}: F1 {f1:.3f}, LI {li} vs {truth.labelling_index_pct:.1f}, H {h} vs {truth.h_score:.0f}"
-    assert f1 >= 0.90, report
-    assert abs(float(li) - truth.labelling_index_pct) <= 2.0, report  # type: ignore[arg-type]
-    assert abs(float(h) - truth.h_score) <= 15.0, report  # type: ignore[arg-type]
+    assert f1 >= tolerance[2], report
+    assert abs(float(li) - truth.labelling_index_pct) <= tolerance[0], report  # type: ignore[arg-type]
+    assert abs(float(h) - truth.h_score) <= tolerance[1], report  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("fraction", "mpp", "seed"), [(0.02, 0.5, 901), (0.6, 0.25, 902)])
@@ -39,14 +41,45 @@ def test_extreme_positive_fractions(tmp_path: Path, fraction: float, mpp: float,
 
 @pytest.mark.parametrize("mpp", [0.25, 0.5])
 def test_unseen_seed_and_stain(tmp_path: Path, unseen_seed: int, mpp: float) -> None:
-    """Fresh seed and stain colours each run, at the generator's lab-to-lab spread (variation 1); the fixed-seed
-    cases above and the sweep in bench/README.md cover variation 1.5."""
+    """Fresh seed and stain colours each run (reference drawing style), against the issue-14 acceptance (LI ±3 pp,
+    H-score ±20, F1 ≥ 0.85). The other styles and domain-randomised looks are measured in bench/README.md (two of
+    the seven named styles, large-vesicular and fibrous, do not meet it yet)."""
     fraction = float(np.random.default_rng(unseen_seed).uniform(0.02, 0.6))
     path = tmp_path / f"ihc-unseen-{unseen_seed}.tiff"
-    write_ihc_slide(
-        path, seed=unseen_seed, width_px=2048, height_px=2048, mpp=mpp, positive_fraction=fraction, variation=1.0
-    )
-    check_against_truth(path, "mdm2" if mpp == 0.5 else "ki67")
+    write_ihc_slide(path, seed=unseen_seed, width_px=2048, height_px=2048, mpp=mpp, positive_fraction=fraction)
+    check_against_truth(path, "mdm2" if mpp == 0.5 else "ki67", (3, 20, 0.85))
+
+
+def _hdab(h_od: np.ndarray) -> np.ndarray:
+    """RGB of a haematoxylin-only optical density image (reference vector, white glass)."""
+    vector = np.array([0.650, 0.704, 0.286]) / np.linalg.norm([0.650, 0.704, 0.286])
+    return np.clip(255 * 10 ** (-h_od[..., None] * vector), 0, 255).astype(np.uint8)
+
+
+def test_faint_nuclei_on_smooth_stroma_pass_the_image_floor() -> None:
+    """The contrast floor follows the image's own texture (``texture_floor``); on a smooth stroma it must not
+    rise above nuclei only 0.06 OD above it (DeepLIIF 799_2 has such nuclei)."""
+    marker = load_marker("ki67")
+    deconvolver = make_deconvolver(np.full((8, 8, 3), 255, np.uint8), np.ones((8, 8), bool), marker.stains)
+    smooth = np.full((512, 512), 0.06, np.float32)
+    centres = [(x, y) for x in range(64, 512, 96) for y in range(64, 512, 96)]
+    for x, y in centres:
+        cv2.circle(smooth, (x, y), 8, 0.12, -1)  # 8 µm nuclei at 0.5 µm/px
+    found = detect_nuclei(_hdab(cv2.GaussianBlur(smooth, (0, 0), 1.0)), 0.5, deconvolver, marker.nuclei)
+    assert match_points(found.xy, np.array(centres) + 0.5, 8.0)[0] >= 0.9 * len(centres)
+
+
+def test_an_elongated_textured_nucleus_counts_once() -> None:
+    """A large oval nucleus with a pale (vesicular) centre seeds twice; its pieces are merged into one."""
+    marker = load_marker("mdm2")
+    deconvolver = make_deconvolver(np.full((8, 8, 3), 255, np.uint8), np.ones((8, 8), bool), marker.stains)
+    od = np.full((256, 256), 0.03, np.float32)
+    centres = [(64, 64), (64, 192), (192, 64), (192, 192)]
+    for k, (x, y) in enumerate(centres):
+        cv2.ellipse(od, (x, y), (16, 8), 45 * k, 0, 360, 0.5, -1)  # 16 x 8 µm at 0.5 µm/px
+        cv2.ellipse(od, (x, y), (10, 4), 45 * k, 0, 360, 0.25, -1)  # pale centre
+    found = detect_nuclei(_hdab(cv2.GaussianBlur(od, (0, 0), 1.0)), 0.5, deconvolver, marker.nuclei)
+    assert len(found) == len(centres), found.xy.round()
 
 
 def test_tile_borders_count_each_nucleus_once(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from wsi.synth import (
     write_ihc_slide,
 )
 from wsi.synth.ihc import GRADE_DAB
+from wsi.synth.ihc_styles import STYLES
 
 POSITIVE = 0.3
 
@@ -173,3 +175,45 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
         make_ihc_slide(seed=1, width_px=256, height_px=256, style=he_style())
     with pytest.raises(ValueError, match="sidecars"):
         load_ihc_truth(tmp_path / "missing.tiff")
+
+
+def test_named_and_random_looks_draw_what_they_say(tmp_path: Path) -> None:
+    """Each named style renders, records its look, and keeps tumour nuclei at least 4.5 µm wide; a random look
+    comes from the seed and stays inside the span of the named styles."""
+    sizes = {}
+    for name in STYLES:
+        path = tmp_path / f"{name}.tiff"
+        truth = write_ihc_slide(path, seed=21, width_px=768, height_px=768, mpp=0.5, look=name)
+        meta = json.loads(ihc_sidecar_paths(path)[0].read_text())
+        assert meta["look"]["chromatin"] == STYLES[name].chromatin
+        sizes[name] = float(np.median(truth.area_um2))
+        model = make_ihc_slide(seed=21, width_px=768, height_px=768, mpp=0.5, look=name)
+        assert (2 * model.nuclei.ry >= 4.5 - 1e-9).all()
+    assert sizes["large-vesicular"] > 2 * sizes["small-round"]
+    a, b = (make_ihc_slide(seed=s, width_px=256, height_px=256, look="random").look for s in (3, 3))
+    assert a == b
+    looks = [make_ihc_slide(seed=s, width_px=256, height_px=256, look="random").look for s in range(8)]
+    assert len({look.chromatin for look in looks}) > 1
+    assert all(4.9 <= look.diameter_um[0] < look.diameter_um[1] <= 14.1 for look in looks)
+    with pytest.raises(ValueError, match="unknown IHC style"):
+        make_ihc_slide(seed=1, width_px=256, height_px=256, look="watercolour")
+
+
+def test_defocus_blurs_and_vesicular_centres_are_pale() -> None:
+    quiet = dataclasses.replace(STYLES["reference"], noise=0.0)  # pixel noise would hide the blur
+    sharp = make_ihc_slide(seed=8, width_px=1024, height_px=1024, mpp=0.5, look=quiet)
+    soft = make_ihc_slide(seed=8, width_px=1024, height_px=1024, mpp=0.5, look=dataclasses.replace(quiet, defocus=1.0))
+    edges = [
+        np.percentile(np.abs(np.diff(s.render(0, 0, 1024, 1024).astype(float), axis=1)), 99) for s in (sharp, soft)
+    ]
+    assert edges[1] < 0.8 * edges[0]
+    ves = make_ihc_slide(seed=8, width_px=1024, height_px=1024, mpp=0.5, look=STYLES["large-vesicular"])
+    rgb = ves.render(0, 0, 1024, 1024)
+    h = deconvolve(optical_density(rgb), stain_matrix(HEMATOXYLIN_HDAB, DAB))[..., 0]
+    n = ves.nuclei
+    big = np.flatnonzero((n.grade == 0) & (n.ry > 4.0))[:20]
+    assert len(big) >= 5
+    centre = h[(n.pts.y[big] / 0.5).astype(int), (n.pts.x[big] / 0.5).astype(int)]
+    rim_x = ((n.pts.x[big] + 0.8 * n.ry[big] * np.cos(n.angle[big] + np.pi / 2)) / 0.5).astype(int)
+    rim_y = ((n.pts.y[big] + 0.8 * n.ry[big] * np.sin(n.angle[big] + np.pi / 2)) / 0.5).astype(int)
+    assert np.median(h[rim_y, rim_x]) > np.median(centre)

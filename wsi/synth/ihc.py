@@ -9,6 +9,7 @@ deterministically from that list. :func:`write_ihc_slide` writes the pyramid plu
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -26,8 +27,9 @@ from scipy.spatial import cKDTree
 from liposcope import __version__
 from liposcope.io import atomic_path, write_json, write_png
 from wsi.stain import HEMATOXYLIN_HDAB
-from wsi.synth.draw import Region, as_float, blur, draw_blobs
-from wsi.synth.fields import FloatArray, Points, fbm, fbm_at, value_noise, wrapped_crop
+from wsi.synth.draw import Region, as_float, blur, draw_blobs, draw_discs
+from wsi.synth.fields import FloatArray, Points, fbm, fbm_at, smoothstep, value_noise, wrapped_crop
+from wsi.synth.ihc_styles import IHCLook, look_named, random_look
 from wsi.synth.layout import Field, tissue_field
 from wsi.synth.pyramid import write_pyramid
 from wsi.synth.slide import sidecar_paths
@@ -42,23 +44,15 @@ GRADE_DAB = ((0.0, 0.08), (0.25, 0.35), (0.45, 0.55), (0.7, 0.9))
 CSV_COLUMNS = ("x", "y", "area_um2", "grade", "dab_od")
 
 _NUCLEUS_H = (0.25, 0.6)
-_DIAMETER_UM = (6.0, 10.0)  # equivalent-circle diameter
-_ASPECT = (0.65, 1.0)  # short / long semi-axis
-_IRREGULAR = 0.12
-_TOUCH = (0.78, 0.95)  # centre distance of touching nuclei / their radii summed along the joining line
+_MIN_WIDTH_UM = 4.5  # tumour nuclei are at least this wide (thinner ones are stromal, not in the truth)
 _MIN_TOUCH = 0.76  # hard floor: centre distance / sum of equivalent radii
 _GAP_UM = 0.8  # least gap between nuclei not in one cluster
 _EDGE_UM = 2.0  # least distance from a nucleus to the tissue edge
 _DENSE_PER_UM2 = 1.0 / 45.0
 _SPARSE_PER_UM2 = 1.0 / 900.0
 _DENSITY_UM = 220.0
-_CLUSTER_P = 0.35  # share of dense-region nuclei that seed a touching pair or triple
-_CYTO_P = 0.6  # share of cells with a tinted cytoplasm
-_STROMA_H = (0.03, 0.08)
-_HAZE_MAX = (0.02, 0.05)
-_CHROMATIN = 0.35  # relative amplitude of the zero-mean nuclear textures
 _GRANULES = 0.25
-_BLUR_UM = 0.5
+_NUCLEOLUS_H = 0.9
 _CYTO_BLUR_UM = 1.0  # soft cytoplasm outlines
 _NUCLEUS_FULL = 1.0  # concentration of a nuclear canvas value of 255 (designed values sit on this grid)
 _CYTO_FULL = 0.25
@@ -120,50 +114,70 @@ class IHCSlide:
     nuclei: Nuclei
     haze_max: float
     noise_tile: FloatArray
+    look: IHCLook = field(default_factory=IHCLook)
 
     def render(self, x0: int, y0: int, w: int, h: int) -> NDArray[np.uint8]:
         """Level-0 RGB pixels of the box (x0, y0, w, h)."""
-        region = Region(x0, y0, w, h, self.mpp, math.ceil(4.0 * _CYTO_BLUR_UM / self.mpp) + 2)
+        look = self.look
+        pad_um = 4.0 * max(_CYTO_BLUR_UM, look.defocus_um if look.defocus else 0.0)
+        region = Region(x0, y0, w, h, self.mpp, math.ceil(pad_um / self.mpp) + 2)
         xs, ys = region.xs_um(), region.ys_um()
         alpha = self.tissue.alpha(xs, ys)
         if float(alpha.max()) > 0.0:
             conc_h, conc_dab = self._tissue(region, xs, ys, alpha)
             conc = {
-                "H": np.ascontiguousarray(region.crop(blur(conc_h, _BLUR_UM, self.mpp))),
-                "DAB": np.ascontiguousarray(region.crop(blur(conc_dab, _BLUR_UM, self.mpp))),
+                "H": np.ascontiguousarray(region.crop(self._optics(conc_h, xs, ys))),
+                "DAB": np.ascontiguousarray(region.crop(self._optics(conc_dab, xs, ys))),
             }
         else:
             conc = {"H": np.zeros((h, w), np.float32), "DAB": np.zeros((h, w), np.float32)}
-        return render_rgb(conc, self.style, wrapped_crop(self.noise_tile, x0, y0, w, h))
+        rgb = render_rgb(conc, self.style, wrapped_crop(self.noise_tile, x0, y0, w, h))
+        if look.uneven > 0:  # illumination falls off smoothly across the slide (glass included)
+            fall = np.asarray(region.crop(fbm(self.seed + 17, xs, ys, 600.0, 2)), np.float32) * np.float32(look.uneven)
+            rgb = np.clip(rgb * (np.float32(1.0) - fall)[..., None], 0, 255).astype(np.uint8)
+        return rgb
+
+    def _optics(self, conc: FloatArray, xs: F64, ys: F64) -> FloatArray:
+        """Blur of the optics; out-of-focus areas (``look.defocus`` of the slide) blur more."""
+        look = self.look
+        if look.defocus <= 0:
+            return blur(conc, look.blur_um, self.mpp)
+        soft = blur(conc.copy(), look.defocus_um, self.mpp)
+        sharp = blur(conc, look.blur_um, self.mpp)
+        focus = smoothstep(1.0 - look.defocus - 0.05, 1.0 - look.defocus + 0.05, fbm(self.seed + 16, xs, ys, 200.0, 2))
+        sharp += (soft - sharp) * focus
+        return sharp
 
     def _tissue(self, region: Region, xs: F64, ys: F64, alpha: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Padded H and DAB concentrations: stroma, haze, tinted cytoplasm and nuclei."""
-        s = self.seed
-        lo, hi = _STROMA_H
+        s, look = self.seed, self.look
+        lo, hi = look.stroma_h
         stroma = fbm(s + 11, xs, ys, 90.0)
         stroma *= np.float32(hi - lo)
         stroma += np.float32(lo)
-        stroma *= fbm(s + 12, xs, ys, 5.0, octaves=2) * np.float32(0.6) + np.float32(0.7)  # fibres
+        fibres = fbm(s + 12, xs, ys, look.fibre_um, octaves=2)
+        stroma *= fibres * np.float32(look.fibres) + np.float32(1.0 - look.fibres / 2)
         haze = np.clip((fbm(s + 13, xs, ys, 250.0, octaves=2) - np.float32(0.3)) * np.float32(2.5), 0.0, 1.0)
         haze *= np.float32(self.haze_max)
         # tinted cytoplasm reaches up to ~2.3 long semi-axes from the centre
         nuc = self.nuclei.near(region.bounds_um(max(float(self.nuclei.rx.max(initial=0.0)), 1.0) * 2.5))
         if len(nuc) == 0:
             return stroma * alpha, haze * alpha
-        canvases = _paint(nuc, region)
+        canvases = _paint(nuc, region, look)
         cover = as_float(canvases[0])
         outside = np.float32(1.0) - cover
         outside *= alpha
         h = (stroma + blur(as_float(canvases[3], _CYTO_FULL), _CYTO_BLUR_UM, self.mpp)) * outside
         dab = (haze + blur(as_float(canvases[4], _CYTO_FULL), _CYTO_BLUR_UM, self.mpp)) * outside
-        chromatin = value_noise(s + 14, xs, ys, 0.9) * np.float32(2.0 * _CHROMATIN) + np.float32(1.0 - _CHROMATIN)
+        amp = look.chromatin_amp
+        chromatin = value_noise(s + 14, xs, ys, 0.9) * np.float32(2.0 * amp) + np.float32(1.0 - amp)
         granules = value_noise(s + 15, xs, ys, 0.7) * np.float32(2.0 * _GRANULES) + np.float32(1.0 - _GRANULES)
         h += as_float(canvases[1], _NUCLEUS_FULL) * chromatin
         dab += as_float(canvases[2], _NUCLEUS_FULL) * granules
         return h, dab
 
 
-def _paint(nuc: Nuclei, region: Region) -> list[NDArray[np.uint8]]:
+def _paint(nuc: Nuclei, region: Region, look: IHCLook) -> list[NDArray[np.uint8]]:
     """uint8 canvases: nucleus cover, nuclear H, nuclear DAB, cytoplasm H, cytoplasm DAB."""
     out = [np.zeros(region.shape, np.uint8) for _ in range(5)]
     has = nuc.cyto_scale > 0
@@ -172,8 +186,9 @@ def _paint(nuc: Nuclei, region: Region) -> list[NDArray[np.uint8]]:
     to_byte = 255.0 / _NUCLEUS_FULL
     for canvas, value in ((out[0], np.full(len(nuc), 255.0)), (out[1], nuc.h * to_byte), (out[2], nuc.dab * to_byte)):
         draw_blobs(
-            canvas, region, nuc.pts, rx_um=nuc.rx, ry_um=nuc.ry, angle=nuc.angle, value=value, irregular=_IRREGULAR
+            canvas, region, nuc.pts, rx_um=nuc.rx, ry_um=nuc.ry, angle=nuc.angle, value=value, irregular=look.irregular
         )
+    _chromatin(out[1], nuc, region, look)
     for canvas, conc in ((out[3], nuc.cyto_h[has]), (out[4], nuc.cyto_dab[has])):
         draw_blobs(
             canvas,
@@ -186,6 +201,21 @@ def _paint(nuc: Nuclei, region: Region) -> list[NDArray[np.uint8]]:
             irregular=0.25,
         )
     return out
+
+
+def _chromatin(canvas: NDArray[np.uint8], nuc: Nuclei, region: Region, look: IHCLook) -> None:
+    """Vesicular nuclei: pale centre inside a dark rim; nucleoli: a small dark dot off the centre."""
+    to_byte = 255.0 / _NUCLEUS_FULL
+    if look.chromatin == "vesicular":
+        draw_blobs(
+            canvas, region, nuc.pts, rx_um=0.65 * nuc.rx, ry_um=0.65 * nuc.ry, angle=nuc.angle,
+            value=0.45 * nuc.h * to_byte, irregular=look.irregular,
+        )  # fmt: skip
+    if look.nucleoli > 0:
+        has = nuc.pts.uniform(60) < look.nucleoli
+        phi, off = 2 * np.pi * nuc.pts.uniform(61)[has], 0.35 * nuc.ry[has] * nuc.pts.uniform(62)[has]
+        x, y = nuc.pts.x[has] + off * np.cos(phi), nuc.pts.y[has] + off * np.sin(phi)
+        draw_discs(canvas, region, x, y, np.full(x.size, 0.6), round(_NUCLEOLUS_H * to_byte))
 
 
 def random_ihc_style(rng: np.random.Generator, variation: float = 1.0) -> StainStyle:
@@ -220,10 +250,13 @@ def make_ihc_slide(
     style: StainStyle | None = None,
     variation: float = 1.0,
     mask_downsample: int = 16,
+    look: str | IHCLook = "reference",
 ) -> IHCSlide:
     """Build the slide model; all randomness comes from ``seed``.
 
     Nuclei sit inside tissue, at least 2 µm from its edge and inside the ``mask_downsample`` tissue mask.
+    ``look`` is a drawing style: a name from :data:`wsi.synth.ihc_styles.STYLES`, ``random`` (domain
+    randomised from ``seed``) or an :class:`IHCLook`.
     """
     if width_px < 64 or height_px < 64 or not mpp > 0 or mask_downsample < 1:
         msg = f"need width/height >= 64 px, mpp > 0 and mask_downsample >= 1, got {width_px}x{height_px} at {mpp}"
@@ -232,12 +265,16 @@ def make_ihc_slide(
         msg = f"positive_fraction must be in [0, 1], got {positive_fraction}"
         raise ValueError(msg)
     rng = np.random.default_rng([seed, 0x1AC])
-    style = style if style is not None else random_ihc_style(rng, variation)
+    if isinstance(look, str):
+        look = random_look(np.random.default_rng([seed, 0x100C])) if look == "random" else look_named(look)
+    if style is None:
+        style = random_ihc_style(rng, variation * look.stain_variation)
+        style = dataclasses.replace(style, noise_sigma=style.noise_sigma * look.noise)
     for name in ("H", "DAB"):
         style.stain(name)  # ValueError when missing
     tissue = tissue_field(rng, width_px * mpp, height_px * mpp)
     mask = tissue.mask(width_px, height_px, mpp, mask_downsample)
-    nuclei = _nuclei(rng, seed, tissue, mask, width_px, height_px, mpp, mask_downsample, positive_fraction)
+    nuclei = _nuclei(rng, seed, tissue, mask, (width_px, height_px, mpp, mask_downsample), positive_fraction, look)
     return IHCSlide(
         seed,
         width_px,
@@ -247,8 +284,9 @@ def make_ihc_slide(
         tissue,
         mask,
         nuclei,
-        float(rng.uniform(*_HAZE_MAX)),
+        float(rng.uniform(*look.haze_max)),
         rng.standard_normal((_NOISE_PERIOD, _NOISE_PERIOD)).astype(np.float32),
+        look,
     )
 
 
@@ -259,15 +297,15 @@ def _directional_radius(rx: F64, ry: F64, angle: F64, phi: F64) -> F64:
     return out
 
 
-def _shapes(rng: np.random.Generator, n: int) -> tuple[F64, ...]:
-    """(rx, ry, angle) of ``n`` random nuclei."""
-    r = rng.uniform(*_DIAMETER_UM, n) / 2.0
-    aspect = rng.uniform(*_ASPECT, n)
+def _shapes(rng: np.random.Generator, n: int, look: IHCLook) -> tuple[F64, ...]:
+    """(rx, ry, angle) of ``n`` random nuclei, none narrower than ``_MIN_WIDTH_UM`` (area kept)."""
+    r = rng.uniform(*look.diameter_um, n) / 2.0
+    aspect = np.maximum(rng.uniform(*look.aspect, n), np.minimum((_MIN_WIDTH_UM / 2) ** 2 / r**2, 1.0))
     return r / np.sqrt(aspect), r * np.sqrt(aspect), rng.uniform(0.0, np.pi, n)
 
 
 def _candidates(
-    rng: np.random.Generator, seed: int, w_um: float, h_um: float
+    rng: np.random.Generator, seed: int, w_um: float, h_um: float, look: IHCLook
 ) -> tuple[F64, F64, F64, F64, F64, NDArray[np.int64]]:
     """Parents (density-thinned Poisson) and touching children, cluster-ordered: x, y, rx, ry, angle, cluster."""
     n = int(rng.poisson(_DENSE_PER_UM2 * w_um * h_um))
@@ -275,17 +313,17 @@ def _candidates(
     dense = np.clip((fbm_at(seed + 1, x, y, _DENSITY_UM) - 0.43) / 0.14, 0.0, 1.0)  # ~1/3 sparse, ~1/3 dense
     keep = rng.random(n) * _DENSE_PER_UM2 < _SPARSE_PER_UM2 + (_DENSE_PER_UM2 - _SPARSE_PER_UM2) * dense
     x, y, dense = x[keep], y[keep], dense[keep]
-    rx, ry, angle = _shapes(rng, x.size)
+    rx, ry, angle = _shapes(rng, x.size, look)
     parts = [(x, y, rx, ry, angle, np.arange(x.size), np.zeros(x.size))]
-    n_children = np.where(rng.random(x.size) < _CLUSTER_P * dense, rng.choice([1, 1, 2], x.size), 0)
+    n_children = np.where(rng.random(x.size) < look.cluster_p * dense, rng.choice([1, 1, 2], x.size), 0)
     phi0 = rng.uniform(0.0, 2.0 * np.pi, x.size)
     for k in (1, 2):
         p = np.flatnonzero(n_children >= k)
-        crx, cry, cang = _shapes(rng, p.size)
+        crx, cry, cang = _shapes(rng, p.size, look)
         phi = phi0[p] + (0.0 if k == 1 else rng.uniform(2.0 * np.pi / 3.0, 4.0 * np.pi / 3.0, p.size))
         reach = _directional_radius(rx[p], ry[p], angle[p], phi) + _directional_radius(crx, cry, cang, phi)
         eq = np.sqrt(rx[p] * ry[p]) + np.sqrt(crx * cry)
-        d = np.maximum(rng.uniform(*_TOUCH, p.size) * reach, _MIN_TOUCH * eq)
+        d = np.maximum(rng.uniform(*look.touch, p.size) * reach, _MIN_TOUCH * eq)
         parts.append((x[p] + d * np.cos(phi), y[p] + d * np.sin(phi), crx, cry, cang, p, np.full(p.size, k)))
     cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
     order = np.lexsort((cols[6], cols[5]))
@@ -297,13 +335,12 @@ def _nuclei(
     seed: int,
     tissue: Field,
     mask: NDArray[np.bool_],
-    width: int,
-    height: int,
-    mpp: float,
-    mask_downsample: int,
+    grid: tuple[int, int, float, int],
     positive_fraction: float,
+    look: IHCLook,
 ) -> Nuclei:
-    x, y, rx, ry, angle, cluster = _candidates(rng, seed, width * mpp, height * mpp)
+    width, height, mpp, mask_downsample = grid
+    x, y, rx, ry, angle, cluster = _candidates(rng, seed, width * mpp, height * mpp, look)
     # inside tissue: far enough from the glass (2 µm distance map) and in the truth mask at the centre
     fine_ds = max(1, round(2.0 / mpp))
     fine = tissue.mask(width, height, mpp, fine_ds).astype(np.uint8)
@@ -315,7 +352,7 @@ def _nuclei(
         return img[r, c]
 
     inside = (x >= 0) & (y >= 0) & (x < width * mpp) & (y < height * mpp)
-    inside &= lookup(depth, fine_ds) >= rx * (1.0 + _IRREGULAR) + _EDGE_UM
+    inside &= lookup(depth, fine_ds) >= rx * (1.0 + look.irregular) + _EDGE_UM
     inside &= lookup(mask, mask_downsample)
     x, y, rx, ry, angle, cluster = x[inside], y[inside], rx[inside], ry[inside], angle[inside], cluster[inside]
     keep = _resolve_overlaps(x, y, rx, ry, cluster)
@@ -327,7 +364,7 @@ def _nuclei(
     grade = _grades(rng, seed, x, y, positive_fraction)
     lo = np.array([g[0] for g in GRADE_DAB])[grade]
     hi = np.array([g[1] for g in GRADE_DAB])[grade]
-    has_cyto = rng.random(n) < _CYTO_P
+    has_cyto = rng.random(n) < look.cyto_p
     dab = _quantise(rng.uniform(lo, hi), _NUCLEUS_FULL)
     return Nuclei(
         Points(x, y, np.arange(n, dtype=np.uint64), seed + 2),
@@ -339,7 +376,7 @@ def _nuclei(
         dab,
         np.where(has_cyto, rng.uniform(1.45, 1.9, n), 0.0),
         _quantise(rng.uniform(0.02, 0.06, n), _CYTO_FULL),
-        _quantise(0.1 * dab, _CYTO_FULL),
+        _quantise(look.cyto_dab * dab, _CYTO_FULL),
     )
 
 
@@ -458,12 +495,14 @@ def write_ihc_slide(
     style: StainStyle | None = None,
     variation: float = 1.0,
     mask_downsample: int = 16,
-    quality: int = 90,
+    quality: int | None = None,
+    look: str | IHCLook = "reference",
 ) -> IHCTruth:
     """Write a synthetic H-DAB pyramidal slide and its ground-truth sidecars; return the truth.
 
     Without ``style``, stain colours are drawn from ``seed`` with ``variation`` times the default
-    spread (see :func:`random_ihc_style`). ``style`` must have stains named ``H`` and ``DAB``.
+    spread (see :func:`random_ihc_style`). ``style`` must have stains named ``H`` and ``DAB``. ``look`` is the
+    drawing style (see :func:`make_ihc_slide`); ``quality`` (JPEG) defaults to the look's.
     """
     slide = make_ihc_slide(
         seed=seed,
@@ -474,9 +513,11 @@ def write_ihc_slide(
         style=style,
         variation=variation,
         mask_downsample=mask_downsample,
+        look=look,
     )
     out = Path(path)
     sid = out.stem
+    quality = slide.look.jpeg_quality if quality is None else quality
     write_pyramid(
         out, slide.render, width_px, height_px, mpp, quality=quality, description=f"liposcope synthetic IHC {sid}"
     )
@@ -495,12 +536,12 @@ def write_ihc_slide(
         slide.tissue_mask,
         mask_downsample,
     )
-    _write_sidecars(out, truth, positive_fraction)
+    _write_sidecars(out, truth, positive_fraction, slide.look)
     log.debug("wrote %s: %d nuclei, LI %.1f%%, H-score %.0f", out, len(nuc), truth.labelling_index_pct, truth.h_score)
     return truth
 
 
-def _write_sidecars(slide_path: Path, truth: IHCTruth, positive_fraction: float) -> None:
+def _write_sidecars(slide_path: Path, truth: IHCTruth, positive_fraction: float, look: IHCLook) -> None:
     json_path, csv_path, tissue_path = ihc_sidecar_paths(slide_path)
     write_png(tissue_path, truth.tissue_mask.astype(np.uint8) * 255)
     buf = io.StringIO()
@@ -535,6 +576,7 @@ def _write_sidecars(slide_path: Path, truth: IHCTruth, positive_fraction: float)
         "grade_dab_concentration": dict(zip(GRADES, [list(g) for g in GRADE_DAB], strict=True)),
         "tissue_fraction": float(truth.tissue_mask.mean()),
         "stain_style": truth.style.to_dict(),
+        "look": dataclasses.asdict(look),
         "liposcope_version": __version__,
     }
     write_json(json_path, meta)
