@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeAlias
@@ -684,11 +685,17 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    logging.captureWarnings(True)  # library warnings (PIL, numpy, torch) only with -v, never before the error line
-    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    warnings.showwarning = _log_warning  # library warnings (PIL, numpy, torch) only with -v, never before the error
     logging.addLevelName(logging.ERROR, "error")
     logging.addLevelName(logging.WARNING, "warning")
     logging.addLevelName(logging.INFO, "info")
+
+
+def _log_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """``warnings.showwarning`` for the CLI: a debug log line (shown with -v), not text on stderr."""
+    log.debug("%s", one_line(warnings.formatwarning(message, category, filename, lineno, line).strip()))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

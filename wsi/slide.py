@@ -267,7 +267,9 @@ def _open(path: Path) -> openslide.AbstractSlide:
             image.verify()
         return openslide.ImageSlide(str(path))
     except Image.DecompressionBombError as exc:
-        raise SlideError(where(path, f"image is too large to decode safely ({exc})", PYRAMID_HINT)) from exc
+        limit = (Image.MAX_IMAGE_PIXELS or MAX_COARSEST_PX) / 1e6
+        problem = f"plain image is over the {limit:.0f}-megapixel limit for untiled images ({exc})"
+        raise SlideError(where(path, problem, PYRAMID_HINT)) from exc
     except (UnidentifiedImageError, openslide.OpenSlideUnsupportedFormatError) as exc:
         raise SlideError(where(path, "not a slide or image that can be read", FORMATS_HINT)) from exc
     except (openslide.OpenSlideError, OSError, SyntaxError, ValueError) as exc:
