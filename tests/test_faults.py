@@ -311,6 +311,10 @@ def test_undecodable_and_odd_names_work_end_to_end(
     assert (out / "f" / f"{odd.stem}.h5").is_file()
     code, err = cli(["tile", str(odd), "--out", str(out), "--tile-size", "128"], capfd)
     assert code == 0, err  # resumes: the stored path compares equal
+    for command in (["predict", "--model", str(DEMO_MODEL)], ["ihc", "--marker", "ki67"]):
+        code, err = cli([command[0], str(odd), "--out", str(out / command[0]), *command[1:], "-q"], capfd)
+        assert code == 0, err
+        assert (out / command[0] / odd.stem / "report.html").is_file()
 
 
 def test_error_about_a_name_with_a_newline_is_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
