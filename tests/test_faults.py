@@ -275,6 +275,16 @@ def test_pyramid_less_huge_slide_is_refused(tmp_path: Path, capfd: pytest.Captur
     assert_refused(code, err, out, "100000x100000", "pyramidal")
 
 
+def test_tile_resolution_out_of_bounds_is_refused(
+    slide: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code, err = cli(["tile", str(slide), "--out", str(out), "--mpp", "1e-9"], capfd)
+    assert_refused(code, err, out, "target mpp 1e-09 must be in")
+    code, err = cli(["tile", str(slide), "--out", str(out), "--slide-mpp", "200"], capfd)  # 320 x 240 mm
+    assert_refused(code, err, out, "larger than any glass slide")
+
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG that declares ``width`` x ``height`` RGB pixels (its data is one empty row)."""
 

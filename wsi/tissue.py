@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from liposcope.config import from_dict, load_yaml
-from liposcope.errors import NoTissueError, where
+from liposcope.errors import NoTissueError, SlideError, where
 from wsi.slide import Slide
 from wsi.stain import estimate_background, od_table
 
@@ -99,6 +99,12 @@ def detect_tissue(slide: Slide, params: TissueParams | None = None) -> tuple[Tis
     """
     params = params or TissueParams.default()
     mask_mpp = max(params.mask_mpp, slide.mpp)
+    width_mm, height_mm = (d * slide.mpp / 1000.0 for d in slide.dimensions)
+    if width_mm * height_mm > MAX_SLIDE_MM2:
+        problem = (
+            f"slide would be {width_mm:.0f} x {height_mm:.0f} mm at {slide.mpp:g} µm/px, larger than any glass slide"
+        )
+        raise SlideError(where(slide.path, problem, "check --slide-mpp and the file's dimensions"))
     thumbnail = slide.thumbnail(1600)
     table = od_table(glass_background(thumbnail))
     strips = [(_od8(strip, table), artefacts(strip, table)) for strip in slide.overview_strips(mask_mpp / slide.mpp)]
@@ -118,6 +124,8 @@ def tissue_from_rgb(rgb: np.ndarray, mpp: float, params: TissueParams) -> tuple[
     return mask_from_od8(_od8(rgb, table), mpp, params, artefacts(rgb, table))
 
 
+#: Largest scanned area accepted (mm²): whole-mount glass is 75 x 50 mm; the mask stays under ~1 GB.
+MAX_SLIDE_MM2 = 200.0 * 200.0
 #: Scanner padding: flat pure white or black, never glass or tissue.
 PADDING_WHITE, PADDING_BLACK = 254, 1
 #: Padding must cover this share of the overview before the glass is estimated without it.
