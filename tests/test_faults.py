@@ -169,7 +169,7 @@ CARD_FAULTS = {
     "temperature NaN": (lambda c: c["calibration"].update(temperature=float("nan")), "temperature"),
     "temperature -1": (lambda c: c["calibration"].update(temperature=-1.0), "temperature"),
     "duplicate classes": (lambda c: c.update(classes=["WDLPS", "WDLPS", "MLPS", "PLPS"]), "repeat"),
-    "tiny target mpp": (lambda c: c["tiling"].update(target_mpp=1e-9), "target_mpp"),
+    "tiny target mpp": (lambda c: c["tiling"].update(target_mpp=1e-9), "1e-09"),
     "huge tile": (lambda c: c["tiling"].update(tile_px=10**6), "tile_px"),
     "huge head": (lambda c: c["head"]["config"].update(hidden_dim=10**9), "hidden_dim"),
     "head over budget": (

@@ -183,7 +183,7 @@ class ModelCard:
             card = from_dict(cls, data, source)
         except (ConfigError, TypeError, ValueError) as exc:
             msg = f"{exc}; re-export the model with this liposcope version"
-            raise ModelCardError(msg) from exc
+            raise ModelCardError(msg if str(exc).startswith(source) else f"{source}: {msg}") from exc
         validate_card(card, source)
         return card
 

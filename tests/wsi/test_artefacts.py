@@ -56,7 +56,7 @@ def test_kept_tiles_honour_min_tissue_on_the_final_mask(inked: tuple) -> None:
     for x, y in grid.coords_level0 // 4:
         assert full[y : y + side, x : x + side].mean() >= 0.5 - 0.05
         inked.append(ink[y : y + side, x : x + side].mean())
-    assert np.mean(inked) <= 0.05  # tiles on ink are gone; a few keep ink drawn over tissue at their edge
+    assert np.mean(inked) <= 0.1  # tiles on ink are gone; a few keep ink drawn over tissue (a stain mixture)
     assert max(inked) <= 0.8
 
 
@@ -101,5 +101,5 @@ def test_real_svs_keeps_its_tissue(shared_data: Path) -> None:
     with Slide(path) as slide:
         mask, _ = detect_tissue(slide)
         grid = build_grid(slide, mask, TileSpec(0.5, 256, 0, 0.5))
-    assert 0.5 <= mask.area_mm2 <= 0.75  # tissue without the teal margin dye and the glass between fragments
+    assert 0.5 <= mask.area_mm2 <= 0.75  # the tissue, not the glass between its fragments
     assert (grid.tissue_fraction >= 0.5).all()
