@@ -105,6 +105,7 @@ def draw_text(
         True
     """
     thickness = max(1, round(scale * (2.4 if bold else 1.6)))
+    text = text.encode("ascii", "backslashreplace").decode("ascii")  # OpenCV crashes on undecodable file names
     cv2.putText(image, text, org, FONT, scale, color, thickness, cv2.LINE_AA)
     return int(cv2.getTextSize(text, FONT, scale, thickness)[0][0])
 

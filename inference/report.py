@@ -120,7 +120,7 @@ def build_report(folder: str | Path) -> Path:
     )
     path = folder / REPORT_FILE
     with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8", errors="backslashreplace")  # undecodable file-name bytes as \\udcNN
     return path
 
 

@@ -6,6 +6,8 @@ Every message names the file (or setting), what is wrong and what to do. The CLI
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 
@@ -37,6 +39,26 @@ class AnnotationError(LiposcopeError):
     """An annotation or label file is malformed."""
 
 
+class OutputError(LiposcopeError):
+    """An output cannot be written: disk full, no permission, read-only file system, file size limit."""
+
+
+#: What the user can do about each operating-system error that is not a bug.
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space or choose another --out",
+    errno.EDQUOT: "free space within your disk quota or choose another --out",
+    errno.EFBIG: "the file size limit (ulimit -f) was reached; raise it or choose another --out",
+    errno.EACCES: "check the permissions of the file and its folder",
+    errno.EPERM: "check the permissions of the file and its folder",
+    errno.EROFS: "the file system is read-only; choose another --out",
+    errno.ENAMETOOLONG: "use a shorter file or folder name",
+    errno.EIO: "the disk reported an input/output error; check it and re-copy the file",
+    errno.EEXIST: "a file of that name is in the way; move it or choose another --out",
+    errno.ENOTDIR: "a file stands where a folder is needed; move it or choose another --out",
+    errno.EISDIR: "a folder stands where a file is needed; move it or choose another --out",
+}
+
+
 def where(path: str | Path, problem: str, fix: str) -> str:
     """Format ``"<path>: <problem>; <fix>"``, the shape of every message.
 
@@ -44,4 +66,43 @@ def where(path: str | Path, problem: str, fix: str) -> str:
         >>> where("a.svs", "slide has no mpp", "pass --slide-mpp")
         'a.svs: slide has no mpp; pass --slide-mpp'
     """
-    return f"{path}: {problem}; {fix}"
+    return f"{printable(path)}: {problem}; {fix}"
+
+
+def printable(text: str | Path) -> str:
+    """``text`` as one printable UTF-8 line: undecodable bytes of a file name as ``\\xNN``, control
+    characters (newlines, tabs, escapes) as ``\\n``-style escapes.
+
+    Example:
+        >>> printable("a\\nb\\udcff.svs")
+        'a\\\\nb\\\\xff.svs'
+    """
+    raw = os.fsencode(text) if isinstance(text, Path) else _encode(text)
+    decoded = raw.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in decoded)
+
+
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
+
+
+def one_line(message: str) -> str:
+    """``message`` as a single printable line (what the CLI prints for every error)."""
+    return printable(" ".join(message.split("\n")))
+
+
+def from_os_error(exc: OSError) -> OutputError | None:
+    """The one-line user error for disk full, permission denied, read-only or size-limit failures, else ``None``.
+
+    Example:
+        >>> str(from_os_error(OSError(errno.ENOSPC, "No space left on device", "out/a.h5")))
+        'out/a.h5: no space left on device; free disk space or choose another --out'
+    """
+    fix = _OS_FIXES.get(exc.errno or 0)
+    if fix is None:
+        return None
+    problem = (exc.strerror or os.strerror(exc.errno or 0)).lower()
+    return OutputError(where(os.fsdecode(exc.filename) if exc.filename is not None else "output", problem, fix))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import io
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import h5py
 import numpy as np
 
 from liposcope import __version__
@@ -39,8 +42,67 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if final.is_dir() and tmp.is_dir():
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except OSError as exc:  # name the output the user asked for, not its temporary
+        if exc.filename is not None and Path(os.fsdecode(exc.filename)).name == tmp.name:
+            exc.filename = str(final)
+        raise
     finally:
         _remove(tmp)
+
+
+@contextlib.contextmanager
+def h5_output(path: str | Path) -> Iterator[h5py.File]:
+    """An HDF5 file built in memory, written to ``path`` atomically when the block succeeds.
+
+    HDF5's own writes can crash the process on a full disk; plain writes of the finished bytes fail
+    with an ordinary ``OSError`` instead, and nothing that looks complete is left behind.
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        yield h5
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
+#: ``.NAME.tmp-PID``: the temporaries of :func:`atomic_path`.
+_TEMP = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def clean_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temporaries that killed runs left in ``folder`` and its subfolders (their process is gone).
+
+    Returns:
+        What was removed.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed = []
+    for candidate in [*root.iterdir(), *(p for d in root.iterdir() if d.is_dir() for p in _entries(d))]:
+        match = _TEMP.match(candidate.name)
+        if match and not _running(int(match.group(1))):
+            _remove(candidate)
+            removed.append(candidate)
+    return removed
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:
@@ -51,9 +113,10 @@ def _remove(path: Path) -> None:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented, strictly valid JSON (NaN and infinities become ``null``), atomically."""
+    text = json.dumps(_finite(data), indent=2, default=_jsonable, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -71,6 +134,19 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
     data = encode_png(rgb)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (also inside numpy arrays) replaced by ``None``."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
+        return _finite(obj.tolist())
+    return obj
 
 
 def _jsonable(obj: Any) -> Any:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -179,10 +180,108 @@ class ModelCard:
             msg = where(source, f"unknown model format version {version!r}", f"this liposcope reads {FORMAT_VERSION}")
             raise ModelCardError(msg)
         try:
-            return from_dict(cls, data, source)
+            card = from_dict(cls, data, source)
         except (ConfigError, TypeError, ValueError) as exc:
             msg = f"{exc}; re-export the model with this liposcope version"
-            raise ModelCardError(msg) from exc
+            raise ModelCardError(msg if str(exc).startswith(source) else f"{source}: {msg}") from exc
+        validate_card(card, source)
+        return card
+
+
+#: Bounds of a usable card: tile mpp like PLAUSIBLE_MPP, tile and input sizes, feature width, head size.
+CARD_MPP = (0.05, 20.0)
+CARD_TILE_PX = (8, 4096)
+MAX_FEATURE_DIM = 1 << 16
+MAX_HEAD_INT = 1 << 14
+MAX_HEAD_PARAMETERS = 1 << 28
+_CARD_FIX = "restore model.json from the training run or re-train the model"
+
+
+def validate_card(card: ModelCard, source: str = CARD_FILE) -> None:
+    """Check the values of a parsed card (its existing fields), so a damaged card fails here, not mid-run.
+
+    Raises:
+        ModelCardError: naming ``source`` and the first bad value: classes empty or repeated, a temperature
+            that is not finite and positive, tile mpp or size out of bounds, a bad backbone normalisation or
+            feature width, head sizes past the limits, or OOD/stain statistics of inconsistent lengths.
+    """
+    for problem in _card_problems(card):
+        raise ModelCardError(where(source, problem, _CARD_FIX))
+
+
+def _card_problems(card: ModelCard) -> list[str]:
+    """What is wrong with ``card`` (empty when it is sound); checks stop at the first problem of a kind."""
+    problems = []
+    classes = list(card.classes)
+    if len(classes) < 2 or not all(isinstance(c, str) and c.strip() for c in classes):
+        problems.append(f"classes {classes} must be at least two non-empty names")
+    elif len(set(classes)) != len(classes):
+        problems.append(f"classes {classes} repeat a name")
+    temperature = card.calibration.get("temperature", 1.0)
+    if not _finite(temperature) or temperature <= 0:
+        problems.append(f"calibration temperature {temperature!r} is not a finite positive number")
+    lo, hi = CARD_MPP
+    if not _finite(card.tiling.target_mpp) or not lo <= card.tiling.target_mpp <= hi:
+        problems.append(f"tiling target_mpp {card.tiling.target_mpp!r} is outside [{lo}, {hi}] µm/px")
+    px_lo, px_hi = CARD_TILE_PX
+    for name, value in (("tiling tile_px", card.tiling.tile_px), ("backbone input_px", card.backbone.input_px)):
+        if value is not None and not (isinstance(value, int) and px_lo <= value <= px_hi):
+            problems.append(f"{name} {value!r} is outside [{px_lo}, {px_hi}] px")
+    problems += _backbone_problems(card.backbone)
+    problems += _head_problems(card)
+    for name, stats, dim in (("ood", card.ood, card.backbone.feature_dim), ("stain", card.stain, None)):
+        if stats is not None:
+            problems += [f"{name}: {p}" for p in _stats_problems(stats, dim)]
+    return problems
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _backbone_problems(backbone: BackboneSpec) -> list[str]:
+    problems = []
+    if not (isinstance(backbone.feature_dim, int) and 1 <= backbone.feature_dim <= MAX_FEATURE_DIM):
+        problems.append(f"backbone feature_dim {backbone.feature_dim!r} is outside [1, {MAX_FEATURE_DIM}]")
+    norm = backbone.normalisation
+    if len(norm.mean) != 3 or len(norm.std) != 3 or not all(map(_finite, [*norm.mean, *norm.std])):
+        problems.append("backbone normalisation needs three finite means and stds (R, G, B)")
+    elif min(norm.std) <= 0:
+        problems.append(f"backbone normalisation std {list(norm.std)} must be positive")
+    return problems
+
+
+def _head_problems(card: ModelCard) -> list[str]:
+    """Head hyperparameters: finite numbers, integers in [0, MAX_HEAD_INT], a MIL head within the parameter limit."""
+    for key, value in card.head.config.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value) or (isinstance(value, int) and not 0 <= value <= MAX_HEAD_INT):
+            return [f"head {key} {value!r} is outside [0, {MAX_HEAD_INT}]"]
+    if card.kind != "mil" or _backbone_problems(card.backbone):
+        return []
+    try:
+        with torch.device("meta"):  # sizes only: no memory is allocated
+            module = create_mil(card.head.name, card.backbone.feature_dim, len(card.classes), **card.head.config)
+    except (ConfigError, TypeError, ValueError) as exc:
+        return [f"head {card.head.name!r}: {exc}"]
+    n = sum(p.numel() for p in module.parameters())
+    return [f"head has {n:,} parameters, over the limit of {MAX_HEAD_PARAMETERS:,}"] if n > MAX_HEAD_PARAMETERS else []
+
+
+def _stats_problems(stats: OODStats, dim: int | None) -> list[str]:
+    """Lengths and values of Mahalanobis statistics: mean (d), components (k x d), variances (k)."""
+    d = len(stats.mean)
+    if dim is not None and d != dim:
+        return [f"mean has {d} values but the features have {dim}"]
+    if any(len(row) != d for row in stats.components) or len(stats.variances) != len(stats.components):
+        return [f"components must be k x {d} with k variances"]
+    numbers = [*stats.mean, *(v for row in stats.components for v in row), *stats.variances]
+    if not all(map(_finite, [*numbers, stats.residual_variance, stats.threshold])):
+        return ["statistics must be finite numbers"]
+    if min([*stats.variances, stats.residual_variance]) <= 0 or stats.threshold < 0:
+        return ["variances must be positive and the threshold not negative"]
+    return []
 
 
 def save_model(model_dir: str | Path, module: nn.Module, card: ModelCard) -> Path:

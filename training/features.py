@@ -7,6 +7,7 @@ matches the settings is skipped, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict
@@ -20,10 +21,11 @@ from torch.utils.data import DataLoader
 
 from liposcope import __version__
 from liposcope.errors import ConfigError, SlideError, where
-from liposcope.io import atomic_path, provenance
+from liposcope.io import h5_output, provenance
 from liposcope.progress import progress
 from training.backbones import Backbone
 from wsi import Slide, TileBlockDataset, TileGrid, TileSpec, TissueParams, build_grid, detect_tissue
+from wsi.dataset import worker_errors
 from wsi.slide import slide_id_from_path
 from wsi.stain import stain_descriptor
 from wsi.tiling import TILES_H5
@@ -78,7 +80,7 @@ def extract_features(
     dev = pick_device(device)
     features = encode(grid, backbone, dev, batch_size=batch_size, workers=workers, precision=precision)
     Path(out).mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
+    with h5_output(target) as h5:
         h5.create_dataset("coords", data=grid.coords_level0.astype(np.int64))
         h5.create_dataset("features", data=features)
         for key, value in _attrs(grid, backbone, settings, precision, stain).items():
@@ -96,7 +98,10 @@ def _grid_and_stain(
     with Slide(path, mpp=slide_mpp) as slide:
         mask, thumbnail = detect_tissue(slide, tissue)
         stain = stain_descriptor(thumbnail, mask.resized(thumbnail.shape[:2]))
-        grid = TileGrid.load(grid_file) if grid_file is not None else build_grid(slide, mask, spec)
+        if grid_file is not None:  # the grid's stored path is printable text; read the file given
+            grid = dataclasses.replace(TileGrid.load(grid_file), slide_path=str(path.resolve()))
+        else:
+            grid = build_grid(slide, mask, spec)
     return grid, stain
 
 
@@ -123,7 +128,7 @@ def encode(
         out[indices.numpy()] = feats.float().cpu().numpy()
         pending.clear()
 
-    for block in progress(loader, total=len(dataset), desc=f"{grid.slide_id} features", unit="block"):
+    for block in progress(worker_errors(loader), total=len(dataset), desc=f"{grid.slide_id} features", unit="block"):
         pending.append(block)
         if sum(len(i) for i, _ in pending) >= batch_size:
             flush()

@@ -7,17 +7,39 @@ shared across processes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from liposcope.errors import LiposcopeError
 from wsi.grid import TileGrid
 from wsi.reader import TileReader, group_blocks
 from wsi.slide import Slide
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+T = TypeVar("T")
+
+
+def worker_errors(batches: Iterable[T]) -> Iterator[T]:
+    """Iterate a DataLoader so that a ``LiposcopeError`` raised in a worker process comes out with its own
+    one-line message, as in the main process (torch re-raises it with the worker's traceback as the text).
+
+    Example:
+        >>> for batch in worker_errors(DataLoader(ds, num_workers=2)):  # doctest: +SKIP
+        ...     ...
+    """
+    try:
+        yield from batches
+    except LiposcopeError as exc:
+        text = str(exc)
+        if not (text.startswith("Caught ") and "Original Traceback" in text):
+            raise
+        prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+        original = next((line for line in reversed(text.splitlines()) if line.startswith(prefix)), prefix + text)
+        raise type(exc)(original.removeprefix(prefix)) from None
 
 
 class _PerProcessReader:

@@ -11,10 +11,13 @@ import h5py
 import numpy as np
 
 from liposcope import __version__
-from liposcope.errors import ConfigError, NoTissueError, SlideError, where
-from liposcope.io import atomic_path
+from liposcope.errors import ConfigError, NoTissueError, SlideError, printable, where
+from liposcope.io import h5_output
 from wsi.slide import Slide
 from wsi.tissue import TissueMask
+
+#: Most tile positions a grid may lay (memory for their coordinates and tissue fractions stays under ~1 GB).
+MAX_GRID_POSITIONS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class TileSpec:
 
     def __post_init__(self) -> None:
         problems = [
-            (self.target_mpp <= 0, f"target mpp {self.target_mpp} must be positive"),
+            (not 0.01 <= self.target_mpp <= 100, f"target mpp {self.target_mpp} must be in [0.01, 100] µm/px"),
             (self.tile_px < 8, f"tile size {self.tile_px} px must be at least 8"),
             (not 0 <= self.overlap_px < self.tile_px, f"overlap {self.overlap_px} px must be in [0, tile size)"),
             (not 0.0 <= self.min_tissue <= 1.0, f"min tissue {self.min_tissue} must be in [0, 1]"),
@@ -72,14 +75,14 @@ class TileGrid:
             "min_tissue": self.spec.min_tissue,
             "slide_mpp": self.slide_mpp,
             "mpp_source": self.mpp_source,
-            "slide_id": self.slide_id,
-            "slide_path": self.slide_path,
+            "slide_id": printable(self.slide_id),  # HDF5 text is UTF-8: undecodable name bytes as \\xNN
+            "slide_path": printable(self.slide_path),
             "version": __version__,
         }
 
     def save(self, path: str | Path, extra_attrs: dict[str, Any] | None = None) -> None:
         """Write ``coords`` and ``tissue_fraction`` datasets with attributes, atomically."""
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        with h5_output(path) as h5:
             h5.create_dataset("coords", data=self.coords_level0.astype(np.int64))
             h5.create_dataset("tissue_fraction", data=self.tissue_fraction.astype(np.float32))
             for key, value in {**self.attrs(), **(extra_attrs or {})}.items():
@@ -124,6 +127,11 @@ def build_grid(slide: Slide, mask: TissueMask, spec: TileSpec) -> TileGrid:
     check_tile_fits(slide, spec)
     size0, step0 = spec.size_level0(slide.mpp), spec.step_level0(slide.mpp)
     width, height = slide.dimensions
+    positions = ((width - size0) // step0 + 1) * ((height - size0) // step0 + 1)
+    if positions > MAX_GRID_POSITIONS:
+        tiles = f"{spec.tile_px} px at {spec.target_mpp} µm/px"
+        problem = f"{positions:,} tile positions of {tiles}, more than {MAX_GRID_POSITIONS:,}"
+        raise SlideError(where(slide.path, problem, "use a coarser --mpp, a larger --tile-size or less --overlap"))
     xs, ys = np.arange(0, width - size0 + 1, step0), np.arange(0, height - size0 + 1, step0)
     coords = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.int64)
     fraction = mask.fraction_in_boxes(coords, size0)

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from liposcope.errors import MissingMPPError, SlideError, where
 from wsi.jpegtiff import JpegTiff
+from wsi.tiffcheck import truncation
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,13 @@ log = logging.getLogger(__name__)
 PLAUSIBLE_MPP = (0.05, 20.0)
 #: What openslide (and PIL, for plain images) raise on undecodable pixels.
 READ_ERRORS = (openslide.OpenSlideError, OSError)
+#: Most pixels a read may decode at once (level pixels): overviews of pyramid-less slides go in pieces this big.
+READ_BUDGET_PX = 1 << 25
+#: Most pixels of a slide's coarsest level: an overview of more would take hours; such files are refused.
+MAX_COARSEST_PX = 1 << 31
+PYRAMID_HINT = (
+    "convert it to a tiled pyramidal TIFF, e.g. vips tiffsave IN OUT.tiff --tile --pyramid --compression jpeg"
+)
 FORMATS_HINT = (
     "use a format openslide reads (.svs, .ndpi, .mrxs, .scn, .bif, DICOM, tiled TIFF) or a PNG/JPEG/TIFF image"
 )
@@ -76,6 +84,7 @@ class Slide:
         self.level_dimensions = tuple((int(w), int(h)) for w, h in self._osr.level_dimensions)
         self.level_downsamples = tuple(float(d) for d in self._osr.level_downsamples)
         self.properties = dict(self._osr.properties)
+        _check_size(self.path, self.level_dimensions)
         self._mpp, self.mpp_note = _resolve_mpp(self.path, self.properties, mpp)
         # JPEG-tiled TIFF levels are decoded directly (several times faster); openslide reads the rest.
         self._fast = JpegTiff.open(self.path, self._osr) if isinstance(self._osr, openslide.OpenSlide) else None
@@ -155,12 +164,24 @@ class Slide:
         return resize(self.read_region(xy_level0, level, read), size_px)
 
     def overview_strips(self, downsample: float, *, strip_px: int = 512) -> Iterator[np.ndarray]:
-        """The whole slide shrunk ``downsample`` times, top to bottom in strips (memory stays flat)."""
+        """The whole slide shrunk ``downsample`` times, top to bottom in strips.
+
+        Memory stays flat: no read decodes more than :data:`READ_BUDGET_PX` level pixels, so a slide without
+        a pyramid is read in narrower strips and, if need be, in pieces across.
+        """
         width0, height0 = self.dimensions
         out_w, out_h = max(1, math.floor(width0 / downsample)), max(1, math.floor(height0 / downsample))
+        scale = downsample / self.level_downsamples[self._level_for(downsample)]  # level px per output px
+        cost = scale * scale  # level pixels decoded per output pixel
+        strip_px = max(1, min(strip_px, math.floor(READ_BUDGET_PX / (out_w * cost))))
+        piece_w = max(1, min(out_w, math.floor(READ_BUDGET_PX / (strip_px * cost))))
         for row in range(0, out_h, strip_px):
-            rows = min(strip_px, out_h - row)
-            yield self._read_scaled((0, round(row * downsample)), (out_w, rows), downsample)
+            rows, y0 = min(strip_px, out_h - row), round(row * downsample)
+            pieces = [
+                self._read_scaled((round(col * downsample), y0), (min(piece_w, out_w - col), rows), downsample)
+                for col in range(0, out_w, piece_w)
+            ]
+            yield pieces[0] if len(pieces) == 1 else np.hstack(pieces)
 
     def read_overview(self, target_mpp: float) -> np.ndarray:
         """The whole slide at a coarse ``target_mpp``."""
@@ -236,17 +257,45 @@ def _open(path: Path) -> openslide.AbstractSlide:
         raise SlideError(where(path, "is a folder, not a slide file", "pass the slide file itself"))
     if path.stat().st_size == 0:
         raise SlideError(where(path, "file is empty (0 bytes)", "re-copy or re-export the slide"))
+    if (cut := truncation(path)) is not None:
+        raise SlideError(where(path, cut, "re-copy the slide from its source"))
     try:
         if openslide.OpenSlide.detect_format(str(path)) is not None:
             return openslide.OpenSlide(str(path))
         with Image.open(path) as image:
+            _check_plain_image(path, image)
             image.verify()
         return openslide.ImageSlide(str(path))
+    except Image.DecompressionBombError as exc:
+        limit = (Image.MAX_IMAGE_PIXELS or MAX_COARSEST_PX) / 1e6
+        problem = f"plain image is over the {limit:.0f}-megapixel limit for untiled images ({exc})"
+        raise SlideError(where(path, problem, PYRAMID_HINT)) from exc
     except (UnidentifiedImageError, openslide.OpenSlideUnsupportedFormatError) as exc:
         raise SlideError(where(path, "not a slide or image that can be read", FORMATS_HINT)) from exc
     except (openslide.OpenSlideError, OSError, SyntaxError, ValueError) as exc:
         msg = where(path, f"cannot be opened ({exc})", "the file may be truncated or corrupt; re-copy or convert it")
         raise SlideError(msg) from exc
+
+
+def _check_plain_image(path: Path, image: Image.Image) -> None:
+    """Refuse a plain image whose pixels would not fit comfortably in memory (it is decoded whole)."""
+    width, height = image.size
+    limit = Image.MAX_IMAGE_PIXELS or MAX_COARSEST_PX
+    if width * height > limit:
+        problem = f"plain image of {width}x{height} px is over the {limit / 1e6:.0f}-megapixel limit for untiled images"
+        raise SlideError(where(path, problem, PYRAMID_HINT))
+
+
+def _check_size(path: Path, levels: tuple[tuple[int, int], ...]) -> None:
+    """Refuse a slide whose smallest level is too large to read for an overview (a missing pyramid or bogus size)."""
+    width, height = min(levels, key=lambda wh: wh[0] * wh[1])
+    if width * height > MAX_COARSEST_PX:
+        w0, h0 = levels[0]
+        problem = (
+            f"slide is {w0}x{h0} px and its smallest level {width}x{height} px "
+            f"({width * height / 1e9:.1f} gigapixels) is too large to read an overview from"
+        )
+        raise SlideError(where(path, problem, PYRAMID_HINT))
 
 
 def _resolve_mpp(path: Path, props: dict[str, str], user: float | None) -> tuple[MPP | None, str]:

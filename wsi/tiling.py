@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from liposcope.config import from_dict, load_yaml, merge
+from liposcope.errors import printable
 from liposcope.io import atomic_path, output_dir, provenance, write_png
 from liposcope.progress import progress
 from wsi.grid import TileGrid, TileSpec, build_grid, check_tile_fits
@@ -88,7 +89,7 @@ def is_complete(folder: Path, settings: dict[str, object], slide_path: str | Pat
         return False
     same = (
         json.loads(str(attrs.get("settings", "null"))) == json.loads(json.dumps(settings))
-        and attrs.get("slide_path") == str(Path(slide_path).resolve())
+        and attrs.get("slide_path") == printable(str(Path(slide_path).resolve()))
         and (slide_mpp is None or attrs.get("slide_mpp") == slide_mpp)
     )
     return bool(same) and (not settings["save_images"] or (folder / TILE_IMAGES).is_dir())
@@ -102,8 +103,11 @@ def write_tile_images(reader: TileReader, folder: Path, quality: int = 90) -> No
     for indices, tiles in bar:
         for index, tile in zip(indices, tiles, strict=True):
             x, y = coords[index]
-            name = folder / f"x{x}_y{y}.jpg"
-            cv2.imwrite(str(name), tile[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+            ok, data = cv2.imencode(".jpg", tile[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                msg = f"JPEG encoding failed for tile x{x}_y{y}"
+                raise OSError(msg)
+            (folder / f"x{x}_y{y}.jpg").write_bytes(data.tobytes())  # a full disk raises, unlike cv2.imwrite
 
 
 def draw_tissue(thumbnail: np.ndarray, mask: TissueMask, grid: TileGrid) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Tissue detection on a low-resolution overview of the slide.
 
-Optical density against the slide's own background, an Otsu threshold kept inside a band that
-keeps pale fat and myxoid stroma, closing to join fat septa, filling adipocyte-sized holes and
-dropping specks. Parameters live in ``configs/tiling.yaml`` (section ``tissue``).
+Optical density against the slide's own glass (scanner padding, flat white or black, is not glass),
+an Otsu threshold kept inside a band that keeps pale fat and myxoid stroma, closing to join fat septa,
+filling adipocyte-sized holes and dropping specks. Pen ink (blue, green, red, black) and padding are
+never tissue: their colours lie outside what haematoxylin and eosin can make (see :func:`artefacts`).
+Parameters live in ``configs/tiling.yaml`` (section ``tissue``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import cv2
 import numpy as np
 
 from liposcope.config import from_dict, load_yaml
-from liposcope.errors import NoTissueError, where
+from liposcope.errors import NoTissueError, SlideError, where
 from wsi.slide import Slide
 from wsi.stain import estimate_background, od_table
 
@@ -97,10 +99,17 @@ def detect_tissue(slide: Slide, params: TissueParams | None = None) -> tuple[Tis
     """
     params = params or TissueParams.default()
     mask_mpp = max(params.mask_mpp, slide.mpp)
+    width_mm, height_mm = (d * slide.mpp / 1000.0 for d in slide.dimensions)
+    if width_mm * height_mm > MAX_SLIDE_MM2:
+        problem = (
+            f"slide would be {width_mm:.0f} x {height_mm:.0f} mm at {slide.mpp:g} µm/px, larger than any glass slide"
+        )
+        raise SlideError(where(slide.path, problem, "check --slide-mpp and the file's dimensions"))
     thumbnail = slide.thumbnail(1600)
-    table = od_table(estimate_background(thumbnail))
-    od8 = np.vstack([_od8(strip, table) for strip in slide.overview_strips(mask_mpp / slide.mpp)])
-    mask, threshold = mask_from_od8(od8, mask_mpp, params)
+    table = od_table(glass_background(thumbnail))
+    strips = [(_od8(strip, table), artefacts(strip, table)) for strip in slide.overview_strips(mask_mpp / slide.mpp)]
+    od8, exclude = np.vstack([od for od, _ in strips]), np.vstack([ex for _, ex in strips])
+    mask, threshold = mask_from_od8(od8, mask_mpp, params, exclude)
     if not mask.any():
         msg = where(
             slide.path, "no tissue found", "check the slide, or lower tissue.min_od / min_object_mm2 with --config"
@@ -111,7 +120,61 @@ def detect_tissue(slide: Slide, params: TissueParams | None = None) -> tuple[Tis
 
 def tissue_from_rgb(rgb: np.ndarray, mpp: float, params: TissueParams) -> tuple[np.ndarray, float]:
     """Tissue mask of an RGB image at ``mpp`` µm/px, and the OD threshold used."""
-    return mask_from_od8(_od8(rgb, od_table(estimate_background(rgb))), mpp, params)
+    table = od_table(glass_background(rgb))
+    return mask_from_od8(_od8(rgb, table), mpp, params, artefacts(rgb, table))
+
+
+#: Largest scanned area accepted (mm²): whole-mount glass is 75 x 50 mm; the mask stays under ~1 GB.
+MAX_SLIDE_MM2 = 200.0 * 200.0
+#: Scanner padding: flat pure white or black, never glass or tissue.
+PADDING_WHITE, PADDING_BLACK = 254, 1
+#: Padding must cover this share of the overview before the glass is estimated without it.
+PADDING_MIN_SHARE = 0.01
+#: Pixels of less total OD carry too little colour to call ink.
+INK_MIN_OD = 0.3
+#: Smallest black ink mark (mm², ≈ 70 x 70 µm): smaller dark specks are nuclei or DAB, not pen.
+INK_MIN_MM2 = 0.005
+#: Ink and padding are widened by this much: the soft edge of a stroke is ink too.
+INK_RIM_UM = 12.0
+
+
+def padding(rgb: np.ndarray) -> np.ndarray:
+    """Where the image is scanner padding (every channel ≥ 254, or ≤ 1)."""
+    lo, hi = rgb.min(axis=-1), rgb.max(axis=-1)
+    out: np.ndarray = (lo >= PADDING_WHITE) | (hi <= PADDING_BLACK)
+    return out
+
+
+def glass_background(rgb: np.ndarray) -> np.ndarray:
+    """The glass colour (``I0``): :func:`estimate_background` over the pixels that are not scanner padding.
+
+    Padding brighter than the glass would otherwise be taken as the white, and the glass as faint tissue.
+    """
+    pad = padding(rgb)
+    rest = rgb[~pad]
+    if pad.mean() < PADDING_MIN_SHARE or len(rest) < 100:
+        return estimate_background(rgb)
+    return estimate_background(rest)
+
+
+def artefacts(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Pen ink and scanner padding, pixels that are never tissue: uint8 codes, 0 none, 1 coloured ink or
+    padding, 2 black (dark and neutral: ink only where it forms a mark, see :func:`mask_from_od8`).
+
+    In optical density (per channel, against the glass) haematoxylin absorbs red and green about equally
+    and eosin absorbs green far more than blue, so every H&E mixture has OD_green ≥ 0.75·OD_red and
+    OD_blue ≤ 0.75·OD_green. Ink breaks these: red ink absorbs blue like green and hardly any red, blue
+    ink absorbs red most, green ink absorbs green least; black ink absorbs everything, evenly and strongly.
+    """
+    r, g, b = table[0][rgb[..., 0]], table[1][rgb[..., 1]], table[2][rgb[..., 2]]
+    coloured = r + g + b > INK_MIN_OD
+    red = (b > 0.75 * g) & (r < 0.25 * g)
+    blue = (r > 1.3 * g) & (r > 5.0 * b)
+    green = (g < 0.8 * r) & (g < 0.8 * b)
+    low, high = np.minimum(np.minimum(r, g), b), np.maximum(np.maximum(r, g), b)
+    black = (low > 0.9) & (high < 1.6 * low)
+    out: np.ndarray = np.where((coloured & (red | blue | green)) | padding(rgb), 1, np.where(black, 2, 0))
+    return out.astype(np.uint8)
 
 
 def _od8(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -123,22 +186,48 @@ def _od8(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.clip(od, 0, 255, out=od).astype(np.uint8)
 
 
-def mask_from_od8(od8: np.ndarray, mpp: float, params: TissueParams) -> tuple[np.ndarray, float]:
-    """Threshold (Otsu clamped to [min_od, max_od]), close, fill holes, drop specks."""
+def mask_from_od8(
+    od8: np.ndarray, mpp: float, params: TissueParams, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Threshold (Otsu clamped to [min_od, max_od]), close, fill holes, drop specks.
+
+    ``exclude`` (codes of :func:`artefacts`) is removed before closing and again after filling holes, so
+    the final mask, from which tiles' tissue fractions are measured, never covers it.
+    """
     if params.median_px > 1:
         od8 = cv2.medianBlur(od8, params.median_px | 1)
     otsu, _ = cv2.threshold(od8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     threshold = float(np.clip(otsu * 3.0 / 255.0, params.min_od, params.max_od))
     mask = (od8 > threshold * 255.0 / 3.0).astype(np.uint8)
+    px_per_mm2 = (1000.0 / mpp) ** 2
+    if exclude is not None:  # black marks are large: a dark nucleus or a small cluster of them is not ink
+        exclude = (exclude == 1) | _large(exclude == 2, INK_MIN_MM2 * px_per_mm2)
+    if exclude is not None and exclude.any():  # with the soft rim of ink strokes, ≈ 12 µm
+        rim = max(1, round(INK_RIM_UM / mpp))
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))
+        exclude = cv2.dilate(exclude.astype(np.uint8), disk) > 0
+        mask[exclude] = 0
+    else:
+        exclude = None
     radius = round(params.close_um / mpp)
     if radius > 0:
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         padded = np.pad(mask, radius)  # glass beyond the edge, so closing stops there
         mask = np.ascontiguousarray(cv2.morphologyEx(padded, cv2.MORPH_CLOSE, disk)[radius:-radius, radius:-radius])
-    px_per_mm2 = (1000.0 / mpp) ** 2
     _fill_holes(mask, params.max_hole_mm2 * px_per_mm2)
+    if exclude is not None:
+        mask[exclude] = 0
     _drop_small(mask, params.min_object_mm2 * px_per_mm2)
     return mask.astype(bool), threshold
+
+
+def _large(flags: np.ndarray, min_area_px: float) -> np.ndarray:
+    """``flags`` without its 8-connected regions smaller than ``min_area_px``."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(flags.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area_px
+    keep[0] = False  # the background label
+    out: np.ndarray = keep[labels] if n > 1 else np.zeros_like(flags, dtype=bool)
+    return out
 
 
 def _fill_holes(mask: np.ndarray, max_area_px: float) -> None:

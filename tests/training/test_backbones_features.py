@@ -108,8 +108,10 @@ def test_interrupted_extraction_resumes_to_the_same_files(he_slides: dict[str, P
     crash = (
         "import sys, h5py\n"
         "real = h5py.Group.create_dataset\n"
-        "def boom(self, name, *a, **k):\n"
-        "    if name == 'features' and 'plps' in self.file.filename: raise SystemExit(9)\n"
+        "made = []\n"
+        "def boom(self, name, *a, **k):\n"  # the second slide's features (files are built in memory: no name)
+        "    made.append(name)\n"
+        "    if made.count('features') == 2: raise SystemExit(9)\n"
         "    return real(self, name, *a, **k)\n"
         "h5py.Group.create_dataset = boom\n"
         "from liposcope.cli import main\n"

@@ -94,6 +94,10 @@ def test_feature_dim_mismatch(saved: tuple[Path, torch.nn.Module, ModelCard]) ->
     data = json.loads((saved[0] / "model.json").read_text())
     data["backbone"]["feature_dim"] = 768
     (saved[0] / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelCardError, match=r"model\.json: ood: mean has \d+ values but the features have 768"):
+        load_mil(saved[0])
+    data["ood"] = None  # consistent card, weights of another width
+    (saved[0] / "model.json").write_text(json.dumps(data))
     with pytest.raises(ModelCardError, match=r"model\.safetensors: weights do not match"):
         load_mil(saved[0])
 

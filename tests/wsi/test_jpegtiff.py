@@ -102,9 +102,68 @@ def test_corrupt_tile_raises_slide_error(pyramid: Path, tmp_path: Path) -> None:
     with open(broken, "r+b") as f:
         f.seek(offset)
         f.write(b"\0" * count)
-    with pytest.raises(SlideError, match=r"pixel data cannot be read.*corrupt or truncated; re-copy it"):
+    with pytest.raises(SlideError, match=r"corrupt JPEG data in tile \(0, 0\) of level 0; re-copy or re-export"):
         fast.read_region(0, 0, 0, 64, 64)
     fast.close()
+
+
+def _flip(path: Path, page: int, index: int) -> None:
+    """Flip a few bytes in the middle of one tile's entropy-coded data (the tile stays a JPEG)."""
+    with tifffile.TiffFile(path) as tif:
+        offset, count = tif.pages[page].dataoffsets[index], tif.pages[page].databytecounts[index]
+    with open(path, "r+b") as f:
+        for k in range(5):
+            f.seek(offset + count // 2 + 7 * k)
+            byte = f.read(1)[0]
+            f.seek(offset + count // 2 + 7 * k)
+            f.write(bytes([byte ^ 0x5A]))
+
+
+def test_flipped_bytes_are_read_errors_where_openslide_says_so(pyramid: Path, tmp_path: Path) -> None:
+    """Decoder warnings are errors of that tile, on the same tiles as openslide (not grey or striped pixels)."""
+    broken = tmp_path / "flipped.tiff"
+    shutil.copy(pyramid, broken)
+    with openslide.OpenSlide(str(pyramid)) as osr:
+        fast = JpegTiff.open(pyramid, osr)
+    assert fast is not None
+    lv = fast._levels[0]
+    fast.close()
+    for index in range(1, lv.across * 4, 3):
+        _flip(broken, 0, index)
+    fast = JpegTiff(broken, {0: lv})
+    errors = 0
+    with openslide.OpenSlide(str(broken)) as osr:
+        for index in range(len(lv.counts)):
+            ty, tx = divmod(index, lv.across)
+            box = (tx * lv.tile_w, ty * lv.tile_h, min(lv.tile_w, lv.width - tx * lv.tile_w), 16)
+            try:
+                _openslide_rgb(osr, 0, *box)
+                openslide_failed = False
+            except openslide.OpenSlideError:
+                openslide_failed = True
+                osr = openslide.OpenSlide(str(broken))  # openslide errors are sticky
+            message = ""
+            try:
+                fast.read_region(0, *box)
+            except SlideError as exc:
+                message = str(exc)
+            failed = bool(message)
+            assert not failed or f"corrupt JPEG data in tile ({tx}, {ty}) of level 0; re-copy or re-export" in message
+            assert failed == openslide_failed, f"tile {index}: ours {failed}, openslide {openslide_failed}"
+            errors += failed
+    assert errors >= 3
+    fast.close()
+
+
+def test_open_checks_more_than_one_tile(pyramid: Path, tmp_path: Path) -> None:
+    """A corrupt last tile (the middle one is fine) is caught when opening: openslide serves the slide."""
+    broken = tmp_path / "last.tiff"
+    shutil.copy(pyramid, broken)
+    with tifffile.TiffFile(broken) as tif:
+        last = len(tif.pages[0].dataoffsets) - 1
+    _flip(broken, 0, last)
+    with openslide.OpenSlide(str(broken)) as osr:
+        assert JpegTiff.open(broken, osr) is None
 
 
 @pytest.mark.realdata

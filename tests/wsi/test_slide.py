@@ -89,3 +89,32 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, content: bytes | None, mat
     with pytest.raises(SlideError, match=match) as info:
         Slide(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.realdata
+def test_overview_of_a_pyramid_less_slide_reads_in_bounded_pieces(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CMU-1-Small-Region has one level: its overview is read in pieces no larger than the budget."""
+    import wsi.slide
+
+    path = shared_data / "slides" / "CMU-1-Small-Region.svs"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    with Slide(path) as slide:
+        whole = slide.read_overview(4.0)
+        monkeypatch.setattr(wsi.slide, "READ_BUDGET_PX", 1 << 16)
+        sizes: list[int] = []
+        real = slide.read_region
+
+        def spy(xy: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
+            sizes.append(size[0] * size[1])
+            return real(xy, level, size)
+
+        monkeypatch.setattr(slide, "read_region", spy)
+        pieces = slide.read_overview(4.0)
+    assert slide.level_count == 1
+    assert len(sizes) > 4
+    assert max(sizes) <= (1 << 16) * 1.1
+    assert pieces.shape == whole.shape
+    assert np.abs(pieces.astype(np.int16) - whole).mean() < 2.0

@@ -150,6 +150,14 @@ def test_stain_style_round_trip_and_validation() -> None:
         make_slide(label="MPLPS", seed=1, width_px=500, height_px=500)
 
 
+def test_stain_style_round_trip_is_exact_for_any_vector() -> None:
+    """Reading a style back must not renormalise its unit vectors again (that flipped last bits)."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        style = he_style(h_vector=tuple(rng.uniform(0.01, 2.0, 3)), e_vector=tuple(rng.uniform(0.01, 2.0, 3)))
+        assert StainStyle.from_dict(json.loads(json.dumps(style.to_dict()))) == style
+
+
 def test_cohort_is_balanced_with_second_slides(tmp_path: Path) -> None:
     labels_csv = write_cohort(tmp_path / "c", n_slides=10, seed=4, width_px=400, height_px=300, mpp=1.0)
     with labels_csv.open() as f:

@@ -25,12 +25,18 @@ _LN10 = float(np.log(10.0))
 
 
 def normalise(vector: tuple[float, ...]) -> Vector:
-    """Return ``vector`` scaled to unit length; raise ValueError for a zero or negative vector."""
+    """Return ``vector`` scaled to unit length; raise ValueError for a zero or negative vector.
+
+    A vector already of unit length (to 1e-12) comes back unchanged: dividing it by its norm again could
+    change its last bit, and a style read back from JSON would then differ from the one written.
+    """
     v = np.asarray(vector, np.float64)
     if v.shape != (3,) or np.any(v < 0) or not np.any(v > 0):
         msg = f"stain vector must be 3 non-negative components, not all zero: {vector!r}"
         raise ValueError(msg)
-    v = v / np.linalg.norm(v)
+    norm = float(np.linalg.norm(v))
+    if abs(norm - 1.0) > 1e-12:
+        v = v / norm
     return (float(v[0]), float(v[1]), float(v[2]))
 
 
