@@ -139,7 +139,13 @@ class OODStats:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """``model.json``: what a model predicts and how to feed it."""
+    """``model.json``: what a model predicts and how to feed it.
+
+    ``standardisation`` describes the input standardisation whose location and scale are in the
+    weights file (``standardise.loc``, ``standardise.scale``); ``None`` (cards from before it) means
+    the head sees raw features. ``abstention`` holds ``min_confidence``, the calibrated top
+    probability below which a slide gets no call, chosen on out-of-fold predictions.
+    """
 
     kind: str
     classes: tuple[str, ...]
@@ -151,6 +157,8 @@ class ModelCard:
     ood: OODStats | None = None
     stain: OODStats | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    standardisation: dict[str, Any] | None = None
+    abstention: dict[str, Any] | None = None
     liposcope_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -158,6 +166,11 @@ class ModelCard:
     def temperature(self) -> float:
         """Softmax temperature fitted on out-of-fold logits (1.0 = uncalibrated)."""
         return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def min_confidence(self) -> float:
+        """Calibrated top probability below which the model abstains (0 when the card sets none)."""
+        return float((self.abstention or {}).get("min_confidence", 0.0))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -179,10 +192,15 @@ class ModelCard:
             msg = where(source, f"unknown model format version {version!r}", f"this liposcope reads {FORMAT_VERSION}")
             raise ModelCardError(msg)
         try:
-            return from_dict(cls, data, source)
+            card = from_dict(cls, data, source)
         except (ConfigError, TypeError, ValueError) as exc:
             msg = f"{exc}; re-export the model with this liposcope version"
             raise ModelCardError(msg) from exc
+        threshold = (card.abstention or {}).get("min_confidence", 0.0)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+            problem = f"abstention.min_confidence {threshold!r} is not a probability in [0, 1]"
+            raise ModelCardError(where(source, problem, "fix it or retrain the model"))
+        return card
 
 
 def save_model(model_dir: str | Path, module: nn.Module, card: ModelCard) -> Path:
@@ -265,6 +283,8 @@ def load_mil(model_dir: str | Path) -> tuple[nn.Module, ModelCard]:
         raise ModelCardError(where(path.parent / CARD_FILE, str(exc), "check the card's head section")) from exc
     try:
         state = load_file(str(path))
+        if card.standardisation is None:  # a card from before input standardisation: the identity
+            state = {**{k: v for k, v in module.state_dict().items() if k.startswith("standardise.")}, **state}
         module.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
         problem = f"weights do not match the card's head '{card.head.name}' ({str(exc).splitlines()[0]})"
