@@ -2,7 +2,9 @@
 
 The head's input standardisation is learnt from the tiles of the bags it trains on, so a fold's
 statistics never see its validation or test slides. Early stopping watches the validation loss,
-but only once the model has left chance on its training bags (see :mod:`training.schedule`).
+but only from ``min_epochs`` on and once the model has left chance on its training bags (see
+:mod:`training.schedule`); earlier epochs are never picked, so a noisy small validation set
+cannot choose a model that has barely trained.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def fit_head(
             train_loss.append(loss)
             if not left and left_chance(y, pred, len(cfg.classes), cfg.chance_margin):
                 left = epoch
-            if not val or not left:
+            if not val or not left or epoch < cfg.min_epochs:  # the early epochs are never the pick
                 best_epoch = epoch
                 continue
             logits = torch.from_numpy(predict_logits(module, val)).float()

@@ -188,4 +188,4 @@ def test_early_stopping_waits_until_the_model_has_left_chance(cohort_dir: Path) 
     learns = load_train_config("configs/meanpool.yaml", **{**FAST, "head": {"hidden_dim": 32}})
     fit = fit_head(train, val, learns, in_dim=16, seed=0)
     assert 1 <= fit.left_chance_epoch <= fit.best_epoch
-    assert len(fit.val_loss) == len(fit.train_loss) - fit.left_chance_epoch + 1
+    assert len(fit.val_loss) == len(fit.train_loss) - max(fit.left_chance_epoch, learns.min_epochs) + 1
