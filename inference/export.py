@@ -32,6 +32,9 @@ def prediction_dict(pred: SlidePrediction, top_k: int = 8) -> dict[str, Any]:
     """
     return {
         "predicted_class": pred.predicted_class,
+        "abstained": pred.abstained,
+        "abstain_reasons": list(pred.abstain_reasons),
+        "call": pred.call,
         "probabilities": {c: float(p) for c, p in zip(pred.classes, pred.probabilities, strict=True)},
         "tiles_analysed": len(pred.attention),
         "tissue_area_mm2": float(pred.tissue_area_mm2),
@@ -51,7 +54,9 @@ def prediction_dict(pred: SlidePrediction, top_k: int = 8) -> dict[str, Any]:
 def write_prediction_json(path: str | Path, pred: SlidePrediction, top_k: int = 8) -> None:
     """Write prediction.json: class, probabilities, the ``top_k`` tiles, warnings and provenance.
 
-    Keys: ``predicted_class``, ``probabilities``, ``tiles_analysed``, ``tissue_area_mm2``,
+    Keys: ``predicted_class`` (the most probable class), ``abstained`` (true: no call, see
+    ``abstain_reasons``), ``call`` (the class, or null when abstained), ``probabilities``,
+    ``tiles_analysed``, ``tissue_area_mm2``,
     ``slide_mpp``, ``mpp_source``, ``target_mpp``, ``tile_px``, ``top_tiles`` (``x``, ``y``,
     ``width``, ``height`` in level-0 px, ``attention``, ``rank`` from 1, ``scores``), ``warnings``
     and ``provenance`` (slide, model, liposcope version, config; ``pred.provenance`` wins).

@@ -1,7 +1,9 @@
 """Slide inference: ``predict_slide(path, model)`` runs the tiling, encoder and MIL head a model card records.
 
 The result carries calibrated probabilities, per-tile attention and scores, and warnings for the
-situations where a pathologist should not trust the answer.
+situations where a pathologist should not trust the answer. In each of those situations (too
+little tissue, unusual mpp, stain or features) and when the calibrated top probability is below
+the card's ``abstention.min_confidence``, the model abstains: no call, only the probabilities.
 """
 
 from __future__ import annotations
@@ -122,11 +124,13 @@ def predict_slide(
     warnings = _warnings(card, len(grid), mask.area_mm2, grid.slide_mpp, stain, features.mean(axis=0))
     for warning in warnings:
         log.warning("%s: %s", path, warning)
+    probabilities = softmax(logits[None], card.temperature)[0]
+    reasons = abstain_reasons(warnings, float(probabilities.max()), card.min_confidence)
     return SlidePrediction(
         slide_path=str(Path(path).resolve()),
         slide_id=grid.slide_id,
         classes=card.classes,
-        probabilities=softmax(logits[None], card.temperature)[0],
+        probabilities=probabilities,
         coords_level0=grid.coords_level0,
         tile_size_level0=grid.tile_size_level0,
         tile_px=card.tiling.tile_px,
@@ -140,6 +144,7 @@ def predict_slide(
         thumbnail=thumbnail,
         thumbnail_downsample=facts["dimensions"][0] / thumbnail.shape[1],
         warnings=tuple(warnings),
+        abstain_reasons=reasons,
         model=model.describe(),
         provenance=provenance(slide=facts, model=model.describe(), stain_descriptor=stain.tolist()),
     )
@@ -152,6 +157,21 @@ def _run_head(head: nn.Module, features: np.ndarray, chunk: int = 4096) -> tuple
     out = head(x[None])  # 1 x n x d → logits 1 x c, attention 1 x n
     tiles = torch.cat([head(x[i : i + chunk, None, :]).logits for i in range(0, len(x), chunk)])  # n x c
     return out.logits[0].numpy(), out.attention[0].numpy(), tiles.numpy()
+
+
+def abstain_reasons(warnings: list[str], confidence: float, min_confidence: float) -> tuple[str, ...]:
+    """Why no call is made: every out-of-distribution warning, and a top probability below the card's threshold.
+
+    Example:
+        >>> abstain_reasons([], 0.41, 0.6)
+        ('low confidence: top probability 0.41 is below the model's threshold 0.60',)
+    """
+    reasons = list(warnings)
+    if confidence < min_confidence:
+        reasons.append(
+            f"low confidence: top probability {confidence:.2f} is below the model's threshold {min_confidence:.2f}"
+        )
+    return tuple(reasons)
 
 
 def _warnings(

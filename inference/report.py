@@ -37,7 +37,7 @@ h1{margin:0 0 4px;font-size:1.5em}h2{margin-top:0;border-bottom:1px solid #ddd;p
 section{background:#fff;border-radius:8px;padding:18px 22px;margin:18px 0;box-shadow:0 1px 3px #0002}
 .warn{background:#fff4ce;border-left:6px solid #c77700;padding:10px 14px;margin:10px 0}
 .warn ul{margin:4px 0 0;padding-left:20px}
-.call{font-size:1.6em;margin:6px 0 12px}.call b{font-size:1.15em}
+.call{font-size:1.6em;margin:6px 0 12px}.call b{font-size:1.15em}.nocall{color:#b3261e}
 table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 12px;border-bottom:1px solid #eee;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bar{display:inline-block;height:10px;background:#4e79a7;border-radius:2px;vertical-align:middle}
@@ -147,7 +147,7 @@ def subtype_section(pred: SlidePrediction, heatmap_rgb: np.ndarray, gallery_rgb:
     """
     order = np.argsort(-np.asarray(pred.probabilities), kind="stable")
     rows = "".join(
-        f'<tr class="{"top" if k == order[0] else ""}"><td>{_e(pred.classes[k])}</td>'
+        f'<tr class="{"top" if k == order[0] and not pred.abstained else ""}"><td>{_e(pred.classes[k])}</td>'
         f'<td class="num">{pred.probabilities[k]:.3f}</td>'
         f'<td><span class="bar" style="width:{200 * float(pred.probabilities[k]):.0f}px"></span></td></tr>'
         for k in order
@@ -162,7 +162,7 @@ def subtype_section(pred: SlidePrediction, heatmap_rgb: np.ndarray, gallery_rgb:
     }
     parts = [
         _warnings_html(pred.warnings),
-        f'<p class="call">Predicted subtype: <b>{_e(pred.predicted_class)}</b> (probability {pred.confidence:.2f})</p>',
+        _headline(pred),
         f"<table><tr><th>Class</th><th>Probability</th><th></th></tr>{rows}</table>",
         facts_table(facts),
         '<p class="note">The heatmap colours each tissue tile by its attention rank: where the model looked '
@@ -172,6 +172,18 @@ def subtype_section(pred: SlidePrediction, heatmap_rgb: np.ndarray, gallery_rgb:
     prov = {"slide_path": pred.slide_path, "model": pred.model, **pred.provenance}
     title = "Liposarcoma subtype (H&E)"
     return Section("subtype", title, "\n".join(p for p in parts if p), images, pred.slide_id, prov)
+
+
+def _headline(pred: SlidePrediction) -> str:
+    """The call in bold, or "No call" with the reasons (then the probabilities follow, unbolded)."""
+    if not pred.abstained:
+        call = f"<b>{_e(pred.predicted_class)}</b> (probability {pred.confidence:.2f})"
+        return f'<p class="call">Predicted subtype: {call}</p>'
+    reasons = "; ".join(pred.abstain_reasons)
+    return (
+        f'<p class="call nocall">No call: the model abstains because {_e(reasons)}.</p>'
+        '<p class="note">The probabilities below are shown for review only; they are not a call.</p>'
+    )
 
 
 def facts_table(facts: Mapping[str, object]) -> str:

@@ -27,6 +27,8 @@ class SlidePrediction:
         slide_mpp, mpp_source: level-0 µm/px and where it came from.
         thumbnail: RGB overview of the whole slide; ``thumbnail_downsample`` level-0 px per thumbnail px.
         warnings: reasons not to trust this prediction, for the pathologist.
+        abstain_reasons: why the model gives no call (out of distribution, or a calibrated top
+            probability below the card's ``min_confidence``); empty when it makes a call.
         model: model folder, card summary and hashes.
         provenance: liposcope version, command, time, config.
     """
@@ -48,13 +50,24 @@ class SlidePrediction:
     thumbnail: np.ndarray = field(repr=False)
     thumbnail_downsample: float
     warnings: tuple[str, ...] = ()
+    abstain_reasons: tuple[str, ...] = ()
     model: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def predicted_class(self) -> str:
-        """The most probable class."""
+        """The most probable class (shown, but not called, when the model abstains)."""
         return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def abstained(self) -> bool:
+        """Whether the model declines to call this slide (see ``abstain_reasons``)."""
+        return bool(self.abstain_reasons)
+
+    @property
+    def call(self) -> str | None:
+        """The predicted class, or ``None`` when the model abstains."""
+        return None if self.abstained else self.predicted_class
 
     @property
     def confidence(self) -> float:

@@ -123,7 +123,10 @@ def _demo(args: argparse.Namespace) -> int:
     slide, pred, folder = run_demo(args.out, subtype=args.subtype, seed=args.seed)
     lines = [f"slide:      {slide} (synthetic {args.subtype})"]
     if pred is not None:
-        lines.append(f"prediction: {pred.predicted_class} (p = {pred.confidence:.2f}), {len(pred.attention)} tiles")
+        call = f"no call ({'; '.join(pred.abstain_reasons)})" if pred.abstained else pred.predicted_class
+        lines.append(
+            f"prediction: {call} (top {pred.predicted_class} p = {pred.confidence:.2f}), {len(pred.attention)} tiles"
+        )
         lines += [f"warning:    {w}" for w in pred.warnings]
     lines += [f"report:     {folder / 'report.html'}", f"outputs:    {folder}/", "", DISCLAIMER]
     print("\n".join(lines))  # noqa: T201
@@ -169,6 +172,8 @@ def _predict(args: argparse.Namespace) -> int:
         if pred is None:
             return f"skipped, {folder / 'prediction.json'}"
         flags = f", {len(pred.warnings)} warning(s)" if pred.warnings else ""
+        if pred.abstained:
+            return f"no call ({'; '.join(pred.abstain_reasons)}); top {pred.predicted_class} {pred.confidence:.2f}"
         return f"{pred.predicted_class} {pred.confidence:.2f}{flags}"
 
     return _run(args.slides, job, "predict")
@@ -371,10 +376,13 @@ def _add_train(sub: Subparsers) -> None:
         "Train and cross-validate a MIL slide classifier on feature files.",
         _train,
         epilog=(
-            "k-fold cross-validation grouped by patient and stratified by label, early stopping on an inner\n"
-            "validation split, temperature scaling on out-of-fold logits, then a final model on all slides.\n"
-            "writes RUN/oof_predictions.csv, RUN/metrics.json, RUN/confusion.png, RUN/model/{model.safetensors,\n"
-            "model.json}.\n"
+            "k-fold cross-validation grouped by patient and stratified by label, input standardisation learnt on\n"
+            "each fold's training tiles, early stopping on an inner validation split, temperature scaling and an\n"
+            "abstention threshold from out-of-fold predictions, then a final model on all slides. A logistic-\n"
+            "regression baseline on mean+std pooled features runs on the same folds; a warning ends the run\n"
+            "when the head is more than 0.05 balanced accuracy below it.\n"
+            "writes RUN/oof_predictions.csv, RUN/metrics.json (pooled_oof, baseline), RUN/confusion.png (head\n"
+            "and baseline), RUN/model/{model.safetensors, model.json}.\n"
             "example:\n  liposcope train --config configs/abmil.yaml --labels labels.csv --features feats --out run"
         ),
     )
@@ -390,11 +398,15 @@ def _train(args: argparse.Namespace) -> int:
     from training import train_mil
 
     result = train_mil(args.config, args.labels, args.features, args.out, folds=args.folds, seed=args.seed)
-    m = result.metrics
-    print(  # noqa: T201
+    m, b = result.metrics, result.baseline
+    lines = [
         f"out-of-fold balanced accuracy {m['balanced_accuracy']:.3f}, macro AUROC {m['auroc_macro']}, "
-        f"temperature {result.temperature:.2f}; model in {result.model_dir}"
-    )
+        f"temperature {result.temperature:.2f}; model in {result.model_dir}",
+        f"baseline (logistic regression on pooled features, same folds): balanced accuracy "
+        f"{b['balanced_accuracy']:.3f}, macro AUROC {b['auroc_macro']}",
+        *(f"warning: {w}" for w in result.warnings),
+    ]
+    print("\n".join(lines))  # noqa: T201
     return 0
 
 

@@ -140,7 +140,13 @@ class OODStats:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """``model.json``: what a model predicts and how to feed it."""
+    """``model.json``: what a model predicts and how to feed it.
+
+    ``standardisation`` describes the input standardisation whose location and scale are in the
+    weights file (``standardise.loc``, ``standardise.scale``); ``None`` (cards from before it) means
+    the head sees raw features. ``abstention`` holds ``min_confidence``, the calibrated top
+    probability below which a slide gets no call, chosen on out-of-fold predictions.
+    """
 
     kind: str
     classes: tuple[str, ...]
@@ -152,6 +158,8 @@ class ModelCard:
     ood: OODStats | None = None
     stain: OODStats | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    standardisation: dict[str, Any] | None = None
+    abstention: dict[str, Any] | None = None
     liposcope_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -159,6 +167,11 @@ class ModelCard:
     def temperature(self) -> float:
         """Softmax temperature fitted on out-of-fold logits (1.0 = uncalibrated)."""
         return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def min_confidence(self) -> float:
+        """Calibrated top probability below which the model abstains (0 when the card sets none)."""
+        return float((self.abstention or {}).get("min_confidence", 0.0))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -227,6 +240,9 @@ def _card_problems(card: ModelCard) -> list[str]:
     for name, value in (("tiling tile_px", card.tiling.tile_px), ("backbone input_px", card.backbone.input_px)):
         if value is not None and not (isinstance(value, int) and px_lo <= value <= px_hi):
             problems.append(f"{name} {value!r} is outside [{px_lo}, {px_hi}] px")
+    threshold = (card.abstention or {}).get("min_confidence", 0.0)
+    if not _finite(threshold) or not 0.0 <= threshold <= 1.0:
+        problems.append(f"abstention.min_confidence {threshold!r} is not a probability in [0, 1]")
     problems += _backbone_problems(card.backbone)
     problems += _head_problems(card)
     for name, stats, dim in (("ood", card.ood, card.backbone.feature_dim), ("stain", card.stain, None)):
@@ -364,6 +380,8 @@ def load_mil(model_dir: str | Path) -> tuple[nn.Module, ModelCard]:
         raise ModelCardError(where(path.parent / CARD_FILE, str(exc), "check the card's head section")) from exc
     try:
         state = load_file(str(path))
+        if card.standardisation is None:  # a card from before input standardisation: the identity
+            state = {**{k: v for k, v in module.state_dict().items() if k.startswith("standardise.")}, **state}
         module.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
         problem = f"weights do not match the card's head '{card.head.name}' ({str(exc).splitlines()[0]})"

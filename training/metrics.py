@@ -141,3 +141,37 @@ def draw_confusion(confusion: np.ndarray, classes: Sequence[str], title: str = "
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def abstention_threshold(y_true: np.ndarray, probs: np.ndarray, target: float = 0.95) -> dict[str, float]:
+    """The lowest top probability in 0.50, 0.55, ... 0.95 above which out-of-fold calls are ``target`` accurate.
+
+    Returns ``min_confidence`` (0.95 when no step reaches the target), ``target_accuracy``, and the
+    out-of-fold ``coverage`` (share of slides called) and ``accuracy`` of the calls at that threshold.
+
+    Example:
+        >>> abstention_threshold(np.array([0, 1]), np.array([[0.9, 0.1], [0.6, 0.4]]))["min_confidence"]
+        0.65
+    """
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y_true
+    steps = np.round(np.arange(0.50, 0.951, 0.05), 2)
+    chosen = next((t for t in steps if (confidence >= t).any() and correct[confidence >= t].mean() >= target), 0.95)
+    called = confidence >= chosen
+    return {
+        "min_confidence": float(chosen),
+        "target_accuracy": target,
+        "oof_coverage": float(called.mean()) if len(called) else 0.0,
+        "oof_accuracy": float(correct[called].mean()) if called.any() else 0.0,
+    }
+
+
+def draw_confusions(panels: Sequence[tuple[np.ndarray, str]], classes: Sequence[str]) -> np.ndarray:
+    """Confusion matrices side by side (each ``(matrix, title)``), e.g. a model beside its baseline.
+
+    Example:
+        >>> draw_confusions([(np.eye(2, dtype=int), "a"), (np.eye(2, dtype=int), "b")], ["A", "B"]).shape[2]
+        3
+    """
+    images = [draw_confusion(matrix, classes, title) for matrix, title in panels]
+    gap = np.full((images[0].shape[0], 20, 3), 255, np.uint8)
+    return np.concatenate([part for image in images for part in (image, gap)][:-1], axis=1)

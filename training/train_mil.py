@@ -4,41 +4,44 @@ Protocol. Slides are split into K folds grouped by patient and stratified by lab
 the model trains on the other folds, minus an inner validation split (patient-grouped, about
 ``val_fraction`` of them) that picks the epoch by validation loss with early stopping; fold k
 itself is only ever predicted, so every out-of-fold (OOF) prediction comes from a model that
-never saw that slide, neither for training nor for stopping. A softmax temperature is then
-fitted on the pooled OOF logits, and a final model is trained on all slides for the median best
-epoch of the folds.
+never saw that slide, neither for training nor for stopping, nor for its input standardisation.
+A softmax temperature is then fitted on the pooled OOF logits, the abstention threshold is chosen
+on the calibrated OOF probabilities, and a final model is trained on all slides for the median
+best epoch of the folds. A logistic-regression baseline (:mod:`training.baseline`) is fitted on
+the same folds and reported beside the head.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import csv
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from liposcope.config import from_dict, load_yaml, merge, to_dict
 from liposcope.errors import ConfigError, where
 from liposcope.io import atomic_path, provenance, sha256_file, write_json, write_png
 from liposcope.progress import progress
+from training.baseline import DESCRIPTION, baseline_probabilities, gap_warning, pooled
 from training.checkpoint import HeadSpec, ModelCard, OODStats, save_model
-from training.data import Cohort, SlideBag, inner_split, load_cohort, make_folds
+from training.data import Cohort, inner_split, load_cohort, make_folds
+from training.fit_mil import fit_head, predict_logits
 from training.metrics import (
+    abstention_threshold,
     classification_metrics,
-    draw_confusion,
+    draw_confusions,
     expected_calibration_error,
     fit_temperature,
     softmax,
 )
-from training.mil import create_mil, list_mil, mil_config
+from training.mil import list_mil, mil_config
+from training.mil.standardise import METHOD
+from training.schedule import SCHEDULES
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +61,16 @@ class TrainConfig:
     patience: int = 10
     lr: float = 2e-4
     weight_decay: float = 1e-4
+    warmup_epochs: int = 3
+    schedule: str = "cosine"
+    grad_clip: float = 1.0
+    chance_margin: float = 0.5
     batch_size: int = 1
     max_tiles: int = 512
     class_balance: str = "weighted_loss"
     val_fraction: float = 0.2
     calibration: bool = True
+    abstain_below_accuracy: float = 0.95
     threads: int = 1
 
     def __post_init__(self) -> None:
@@ -72,6 +80,11 @@ class TrainConfig:
             (not 1 <= self.min_epochs <= self.max_epochs, "min_epochs must be in [1, max_epochs]"),
             (self.patience < 1, "patience must be at least 1"),
             (self.lr <= 0 or self.weight_decay < 0, "lr must be positive and weight_decay non-negative"),
+            (self.warmup_epochs < 0, "warmup_epochs must be non-negative"),
+            (self.schedule not in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.grad_clip < 0, "grad_clip must be non-negative (0 = no clipping)"),
+            (not 0.0 <= self.chance_margin < 1.0, f"chance_margin {self.chance_margin} must be in [0, 1)"),
+            (not 0.0 < self.abstain_below_accuracy <= 1.0, "abstain_below_accuracy must be in (0, 1]"),
             (min(self.batch_size, self.threads) < 1 or self.max_tiles < 0, "batch_size and threads must be >= 1"),
             (self.class_balance not in BALANCING, f"class_balance must be one of {', '.join(BALANCING)}"),
             (not 0.0 < self.val_fraction < 1.0, f"val_fraction {self.val_fraction} must be in (0, 1)"),
@@ -112,24 +125,16 @@ def load_train_config(source: str | Path | Mapping[str, Any], **overrides: Any) 
 
 
 @dataclass(frozen=True)
-class FitResult:
-    """A trained head (weights of its best epoch) and its per-epoch losses."""
-
-    module: nn.Module
-    best_epoch: int
-    train_loss: tuple[float, ...]
-    val_loss: tuple[float, ...]
-
-
-@dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train_mil` wrote and the pooled out-of-fold metrics."""
+    """What :func:`train_mil` wrote, the pooled out-of-fold metrics, the baseline's and end-of-run warnings."""
 
     out_dir: Path
     model_dir: Path
     oof_csv: Path
     metrics: dict[str, Any]
     temperature: float
+    baseline: dict[str, Any] = dataclasses.field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 def train_mil(
@@ -140,10 +145,12 @@ def train_mil(
     folds: int | None = None,
     seed: int | None = None,
 ) -> TrainResult:
-    """Cross-validate, calibrate and train the final model; write the run folder.
+    """Cross-validate, calibrate and train the final model, with the baseline beside it; write the run folder.
 
-    Writes ``out_dir/oof_predictions.csv``, ``metrics.json``, ``confusion.png`` and
-    ``model/{model.safetensors, model.json}``. ``folds`` and ``seed`` override the config.
+    Writes ``out_dir/oof_predictions.csv``, ``metrics.json`` (``pooled_oof``, ``baseline``, ``warnings``,
+    ...), ``confusion.png`` (head and baseline side by side) and ``model/{model.safetensors, model.json}``.
+    ``folds`` and ``seed`` override the config. A head more than 0.05 balanced accuracy below the
+    baseline ends the run with a warning (logged, and in ``warnings``).
 
     Raises:
         ConfigError: invalid config.
@@ -152,8 +159,8 @@ def train_mil(
 
     Example:
         >>> result = train_mil("configs/abmil.yaml", "labels.csv", "features/", "runs/abmil")  # doctest: +SKIP
-        >>> result.metrics["balanced_accuracy"]  # doctest: +SKIP
-        0.91
+        >>> result.metrics["balanced_accuracy"], result.baseline["balanced_accuracy"]  # doctest: +SKIP
+        (0.91, 0.93)
     """
     cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
     cfg = dataclasses.replace(cfg, folds=cfg.folds if folds is None else folds, seed=cfg.seed if seed is None else seed)
@@ -163,34 +170,40 @@ def train_mil(
     final_epochs = max(1, int(np.median(best_epochs)))
     final = fit_head(list(cohort.bags), [], cfg, cohort.backbone.feature_dim, cfg.seed, epochs=final_epochs)
     temperature = fit_temperature(oof_logits, cohort.labels) if cfg.calibration else 1.0
-    pooled = classification_metrics(cohort.labels, softmax(oof_logits), cfg.classes)
-    pooled["ece_calibrated"] = expected_calibration_error(cohort.labels, softmax(oof_logits, temperature))
+    calibrated = softmax(oof_logits, temperature)
+    pooled_oof = classification_metrics(cohort.labels, softmax(oof_logits), cfg.classes)
+    pooled_oof["ece_calibrated"] = expected_calibration_error(cohort.labels, calibrated)
+    abstention = abstention_threshold(cohort.labels, calibrated, cfg.abstain_below_accuracy)
+    base_probs = baseline_probabilities(
+        pooled([b.features for b in cohort.bags]), cohort.labels, fold_of, len(cfg.classes), cfg.seed
+    )
+    baseline = {"model": DESCRIPTION, **classification_metrics(cohort.labels, base_probs, cfg.classes)}
+    gap = gap_warning(pooled_oof["balanced_accuracy"], baseline["balanced_accuracy"], f"{cfg.head_spec.name} head")
+    warnings = (gap,) if gap else ()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     inputs = {"labels": str(labels_csv), "labels_sha256": sha256_file(labels_csv), "features_dir": str(features_dir)}
-    model_dir = save_model(out / "model", final.module, _card(cohort, cfg, pooled, temperature, final_epochs, inputs))
-    oof_csv = _write_oof(out / "oof_predictions.csv", cohort, fold_of, softmax(oof_logits, temperature))
-    write_png(out / "confusion.png", draw_confusion(np.array(pooled["confusion"]), cfg.classes, "out-of-fold"))
+    card = _card(cohort, cfg, pooled_oof, temperature, final_epochs, inputs, abstention)
+    model_dir = save_model(out / "model", final.module, card)
+    oof_csv = _write_oof(out / "oof_predictions.csv", cohort, fold_of, calibrated)
+    write_png(out / "confusion.png", _confusion_figure(pooled_oof, baseline, cfg))
     final_model = {"epochs": final_epochs, "n_slides": len(cohort.bags)}
-    write_json(out / "metrics.json", _report(cfg, temperature, pooled, fold_reports, final_model, inputs))
-    log.info("OOF balanced accuracy %s, macro AUROC %s", pooled["balanced_accuracy"], pooled["auroc_macro"])
-    return TrainResult(out, model_dir, oof_csv, pooled, temperature)
+    report = _report(cfg, temperature, pooled_oof, fold_reports, final_model, inputs)
+    write_json(out / "metrics.json", {**report, "baseline": baseline, "abstention": abstention, "warnings": warnings})
+    log.info("OOF balanced accuracy %s, macro AUROC %s", pooled_oof["balanced_accuracy"], pooled_oof["auroc_macro"])
+    log.info("baseline OOF balanced accuracy %s", baseline["balanced_accuracy"])
+    for warning in warnings:
+        log.warning("%s", warning)
+    return TrainResult(out, model_dir, oof_csv, pooled_oof, temperature, baseline, warnings)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Use ``n`` intra-op CPU threads inside the block, then restore the previous number.
-
-    Example:
-        >>> with torch_threads(1):
-        ...     pass
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _confusion_figure(head: dict[str, Any], baseline: dict[str, Any], cfg: TrainConfig) -> np.ndarray:
+    """The head's and the baseline's out-of-fold confusion matrices side by side."""
+    panels = [
+        (np.array(m["confusion"]), f"{name}, out-of-fold: balanced accuracy {m['balanced_accuracy']:.3f}")
+        for m, name in ((head, f"MIL head {cfg.head_spec.name}"), (baseline, "baseline (logistic regression)"))
+    ]
+    return draw_confusions(panels, cfg.classes)
 
 
 def cross_validate(
@@ -213,119 +226,11 @@ def cross_validate(
         oof[test] = predict_logits(fit.module, [cohort.bags[i] for i in test])
         report = classification_metrics(labels[test], softmax(oof[test]), cfg.classes)
         sizes = {"n_train": len(train_bags), "n_val": len(val_bags), "n_test": len(test)}
-        reports.append({"fold": k, **sizes, "best_epoch": fit.best_epoch, **report})
+        epochs = {"best_epoch": fit.best_epoch, "left_chance_epoch": fit.left_chance_epoch}
+        reports.append({"fold": k, **sizes, **epochs, **report})
         best_epochs.append(fit.best_epoch)
         log.info("fold %d: best epoch %d, balanced accuracy %s", k, fit.best_epoch, report["balanced_accuracy"])
     return oof, reports, best_epochs
-
-
-def fit_head(
-    train: Sequence[SlideBag],
-    val: Sequence[SlideBag],
-    cfg: TrainConfig,
-    in_dim: int,
-    seed: int,
-    epochs: int | None = None,
-) -> FitResult:
-    """Train a fresh head with AdamW; early-stop on ``val`` loss, or run ``epochs`` when ``val`` is empty.
-
-    Example:
-        >>> fit = fit_head(train_bags, val_bags, cfg, in_dim=384, seed=0)  # doctest: +SKIP
-    """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    head = cfg.head_spec
-    module = create_mil(head.name, in_dim, len(cfg.classes), **head.config)
-    optimiser = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = nn.CrossEntropyLoss(weight=_class_weights(train, len(cfg.classes), cfg.class_balance))
-    best_state, best_epoch, best_loss, train_loss, val_loss = None, 0, float("inf"), [], []
-    with torch_threads(cfg.threads):
-        for epoch in range(1, (epochs or cfg.max_epochs) + 1):
-            train_loss.append(_train_epoch(module, optimiser, loss_fn, train, cfg, generator))
-            if not val:
-                best_epoch = epoch
-                continue
-            logits = torch.from_numpy(predict_logits(module, val)).float()
-            val_loss.append(float(loss_fn(logits, torch.tensor([b.label for b in val]))))
-            if val_loss[-1] < best_loss:
-                best_state, best_epoch, best_loss = copy.deepcopy(module.state_dict()), epoch, val_loss[-1]
-            elif epoch >= cfg.min_epochs and epoch - best_epoch >= cfg.patience:
-                break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    return FitResult(module.eval(), best_epoch, tuple(train_loss), tuple(val_loss))
-
-
-def _class_weights(bags: Sequence[SlideBag], n_classes: int, balance: str) -> torch.Tensor:
-    """Inverse-frequency class weights (n / (c * count)), zero for absent classes; ones for 'none'."""
-    counts = np.bincount([b.label for b in bags], minlength=n_classes).astype(np.float64)
-    if balance == "none":
-        return torch.ones(n_classes)
-    weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def _train_epoch(
-    module: nn.Module,
-    optimiser: torch.optim.Optimizer,
-    loss_fn: nn.Module,
-    bags: Sequence[SlideBag],
-    cfg: TrainConfig,
-    generator: torch.Generator,
-) -> float:
-    """One pass over shuffled minibatches of (subsampled) bags; returns the mean loss."""
-    module.train()
-    total = 0.0
-    for x, mask, y in _batches(bags, cfg.batch_size, cfg.max_tiles, generator):
-        loss = loss_fn(module(x, mask).logits, y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        total += loss.item() * len(y)
-    return total / len(bags)
-
-
-def _batches(
-    bags: Sequence[SlideBag], batch_size: int, max_tiles: int, generator: torch.Generator
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Shuffled minibatches of subsampled bags: x (b x n x d), mask (b x n), labels (b)."""
-    order = torch.randperm(len(bags), generator=generator).tolist()
-    for start in range(0, len(order), batch_size):
-        chosen = [bags[i] for i in order[start : start + batch_size]]
-        x, mask = _pad([_subsample(b.features, max_tiles, generator) for b in chosen])
-        yield x, mask, torch.tensor([b.label for b in chosen])
-
-
-def _pad(feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-pad bags (n_i x d) to one batch x (b x n x d) with its mask (b x n, True = real tile)."""
-    n_max, dim = max(len(f) for f in feats), feats[0].shape[1]
-    x = torch.zeros(len(feats), n_max, dim)  # b x n x d
-    mask = torch.zeros(len(feats), n_max, dtype=torch.bool)  # b x n
-    for i, f in enumerate(feats):
-        x[i, : len(f)], mask[i, : len(f)] = f, True
-    return x, mask
-
-
-def _subsample(features: torch.Tensor, max_tiles: int, generator: torch.Generator) -> torch.Tensor:
-    """At most ``max_tiles`` random tiles of a bag (all when ``max_tiles`` is 0)."""
-    if max_tiles == 0 or len(features) <= max_tiles:
-        return features
-    return features[torch.randperm(len(features), generator=generator)[:max_tiles]]
-
-
-def predict_logits(module: nn.Module, bags: Sequence[SlideBag], batch_size: int = 8) -> np.ndarray:
-    """Slide logits (n x c) of whole bags in eval mode (padded batches; the mask makes padding exact).
-
-    Example:
-        >>> probs = softmax(predict_logits(head, bags), card.temperature)  # doctest: +SKIP
-    """
-    module.eval()
-    rows = []
-    with torch.no_grad():
-        for start in range(0, len(bags), batch_size):
-            x, mask = _pad([b.features for b in bags[start : start + batch_size]])
-            rows.append(module(x, mask).logits.double().numpy())  # b x c
-    return np.concatenate(rows)
 
 
 def _report(
@@ -350,7 +255,13 @@ def _report(
 
 
 def _card(
-    cohort: Cohort, cfg: TrainConfig, pooled: dict[str, Any], temperature: float, epochs: int, inputs: dict[str, str]
+    cohort: Cohort,
+    cfg: TrainConfig,
+    pooled: dict[str, Any],
+    temperature: float,
+    epochs: int,
+    inputs: dict[str, str],
+    abstention: dict[str, float],
 ) -> ModelCard:
     means = np.stack([b.features.double().mean(dim=0).numpy() for b in cohort.bags])  # slides x d
     stains = [b.stain for b in cohort.bags if b.stain]
@@ -373,6 +284,8 @@ def _card(
             "slide_mpp": [min(mpps), float(np.median(mpps)), max(mpps)] if mpps else None,
             **inputs,
         },
+        standardisation={"method": METHOD, "fitted_on": f"tiles of the {len(cohort.bags)} training slides"},
+        abstention=abstention,
     )
 
 

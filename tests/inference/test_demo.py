@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from inference import load_model, predict_slide
 from inference.demo import DEMO_HEIGHT, DEMO_MPP, DEMO_WIDTH, DISCLAIMER, demo_model_dir
+from inference.result import SlidePrediction
 from liposcope.cli import main
 from wsi.synth import load_truth, write_slide
 
@@ -54,3 +55,35 @@ def test_attention_points_at_the_dedifferentiated_region(tmp_path: Path, unseen_
     assert not inside.all()
     auroc = roc_auc_score(inside, pred.attention)
     assert auroc >= 0.9, f"seed {seed}: attention AUROC {auroc:.3f} for the dediff region"
+
+
+def _attention_auroc(pred: SlidePrediction, path: Path) -> float | None:
+    truth = load_truth(path)
+    side = pred.tile_size_level0
+    inside = np.array([truth.dediff_fraction(x, y, side, side) >= 0.5 for x, y in pred.coords_level0])
+    if inside.all() or not inside.any():
+        return None
+    return float(roc_auc_score(inside, pred.attention))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("subtype", ["WDLPS", "DDLPS", "MLPS", "PLPS"])
+def test_demo_model_is_right_on_50_fresh_seeds_per_class(tmp_path: Path, unseen_seed: int, subtype: str) -> None:
+    """At least 48 of 50 fresh slides called right (an abstention counts as wrong); DDLPS attention AUROC >= 0.85."""
+    model = load_model(demo_model_dir())
+    rng = np.random.default_rng([unseen_seed, len(subtype)])
+    right, attention_ok, misses = 0, 0, []
+    for seed in rng.integers(1_000_000, size=50).tolist():
+        path = tmp_path / f"{subtype}-{seed}.tiff"
+        write_slide(path, label=subtype, seed=seed, width_px=DEMO_WIDTH, height_px=DEMO_HEIGHT, mpp=DEMO_MPP)
+        pred = predict_slide(path, model)
+        right += pred.call == subtype
+        if pred.call != subtype:
+            misses.append((seed, pred.predicted_class, round(pred.confidence, 3), pred.abstain_reasons))
+        if subtype == "DDLPS":
+            auroc = _attention_auroc(pred, path)
+            attention_ok += auroc is None or auroc >= 0.85
+        path.unlink()
+    assert right >= 48, misses
+    if subtype == "DDLPS":
+        assert attention_ok >= 48

@@ -21,6 +21,9 @@ from wsi.geojson import point_features, polygon_features
 CLASSES = ("WDLPS", "DDLPS", "MLPS", "PLPS")
 PREDICTION_KEYS = {
     "predicted_class",
+    "abstained",
+    "abstain_reasons",
+    "call",
     "probabilities",
     "tiles_analysed",
     "tissue_area_mm2",
@@ -145,7 +148,9 @@ def test_prediction_json(pred: SlidePrediction, tmp_path: Path) -> None:
     write_prediction_json(tmp_path / "prediction.json", pred, top_k=5)
     data = json.loads((tmp_path / "prediction.json").read_text())
     assert set(data) == PREDICTION_KEYS
-    assert data["predicted_class"] == "DDLPS"
+    assert data["predicted_class"] == data["call"] == "DDLPS"
+    assert data["abstained"] is False
+    assert data["abstain_reasons"] == []
     assert sum(data["probabilities"].values()) == pytest.approx(1.0)
     assert data["tiles_analysed"] == len(pred.attention)
     top = data["top_tiles"]

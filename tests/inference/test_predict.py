@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -101,3 +103,42 @@ def test_model_without_backbone_weights_is_refused(tiny_model: Path, tmp_path: P
     (broken / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes())
     with pytest.raises(ModelCardError, match="pass --weights PATH"):
         load_model(broken)
+
+
+def test_low_confidence_means_no_call_in_json_and_report(
+    tiny_model: Path, he_slides: dict[str, Path], tmp_path: Path
+) -> None:
+    strict = tmp_path / "strict"
+    shutil.copytree(tiny_model, strict)
+    card = json.loads((strict / "model.json").read_text())
+    assert card["abstention"]["min_confidence"] >= 0.5  # chosen on the out-of-fold predictions
+    card["abstention"]["min_confidence"] = 1.0  # no probability reaches it
+    (strict / "model.json").write_text(json.dumps(card))
+    slide = he_slides["MLPS"]
+    assert main(["predict", str(slide), "--model", str(strict), "--out", str(tmp_path / "out"), "-q"]) == 0
+    folder = tmp_path / "out" / slide.stem
+    pred = json.loads((folder / "prediction.json").read_text())
+    assert pred["abstained"] is True
+    assert pred["call"] is None
+    assert any("low confidence" in r for r in pred["abstain_reasons"])
+    assert pred["predicted_class"] in pred["probabilities"]  # still reported, for review
+    report = (folder / "report.html").read_text()
+    headline = report.split('class="call', 1)[1].split("</p>", 1)[0]
+    assert "No call" in headline
+    assert "low confidence" in headline
+    assert "<b>" not in headline
+    assert '<tr class="top">' not in report
+
+
+def test_demo_model_abstains_on_a_real_skin_slide(shared_data: Path, tmp_path: Path) -> None:
+    from inference.demo import demo_model_dir
+
+    slide = shared_data / "slides" / "CMU-1-Small-Region.svs"
+    assert main(["predict", str(slide), "--model", str(demo_model_dir()), "--out", str(tmp_path), "-q"]) == 0
+    pred = json.loads((tmp_path / slide.stem / "prediction.json").read_text())
+    assert pred["abstained"] is True
+    assert pred["abstain_reasons"]
+    report = (tmp_path / slide.stem / "report.html").read_text()
+    headline = html.unescape(report.split('class="call', 1)[1].split("</p>", 1)[0])
+    assert "No call" in headline
+    assert all(reason in headline for reason in pred["abstain_reasons"])

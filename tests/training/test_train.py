@@ -123,3 +123,69 @@ def test_packaged_configs_load(name: str) -> None:
     cfg = load_train_config(f"configs/{name}.yaml")
     assert cfg.head["name"] == name
     assert cfg.classes == CLASSES
+
+
+def test_metrics_json_has_the_baseline_beside_the_head_and_the_card_abstention(run: TrainResult) -> None:
+    data = json.loads((run.out_dir / "metrics.json").read_text())
+    head, baseline = data["pooled_oof"], data["baseline"]
+    assert {k for k in head if k != "ece_calibrated"} <= set(baseline)
+    assert "logistic regression" in baseline["model"]
+    assert baseline["n"] == head["n"] == 32
+    assert baseline["balanced_accuracy"] > 0.5  # the class shows in a few tiles only: still above chance 0.25
+    assert data["warnings"] == list(run.warnings)
+    assert all("left_chance_epoch" in f for f in data["folds"])
+    _, card = load_mil(run.model_dir)
+    assert 0.5 <= card.min_confidence <= 0.95
+    assert card.abstention == data["abstention"]
+    assert card.standardisation is not None
+    image = __import__("cv2").imread(str(run.out_dir / "confusion.png"))
+    assert image.shape[1] > 2 * image.shape[0] * 0.9  # two panels: head and baseline
+
+
+def _scaled_copy(cohort_dir: Path, out: Path, factor: float) -> Path:
+    import h5py
+
+    (out / "features").mkdir(parents=True)
+    for src in (cohort_dir / "features").glob("*.h5"):
+        with h5py.File(src) as h5, h5py.File(out / "features" / src.name, "w") as dst:
+            for key, value in h5.items():
+                data = value[()]
+                dst.create_dataset(key, data=data.astype(np.float32) * factor if key == "features" else data)
+            dst.attrs.update(dict(h5.attrs))
+    return out / "features"
+
+
+def test_multiplying_every_feature_by_1e3_or_1e_3_gives_the_same_predictions(cohort_dir: Path, tmp_path: Path) -> None:
+    cfg = load_train_config("configs/meanpool.yaml", **{**FAST, "head": {"hidden_dim": 32}})
+    probs = []
+    for factor in (1.0, 1e-3, 1e3):
+        feats = _scaled_copy(cohort_dir, tmp_path / f"x{factor}", factor)
+        result = train_mil(cfg, cohort_dir / "labels.csv", feats, tmp_path / f"run{factor}", folds=3, seed=0)
+        with result.oof_csv.open() as fh:
+            probs.append(np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in csv.DictReader(fh)]))
+    assert np.abs(probs[1] - probs[0]).max() < 2e-3
+    assert np.abs(probs[2] - probs[0]).max() < 2e-3
+    assert (probs[0].argmax(1) == probs[1].argmax(1)).all()
+
+
+def test_a_head_far_below_the_baseline_ends_with_a_warning(cohort_dir: Path, tmp_path: Path) -> None:
+    cfg = load_train_config("configs/meanpool.yaml", max_epochs=2, min_epochs=1, lr=1e-7, head={"hidden_dim": 8})
+    result = train_mil(cfg, cohort_dir / "labels.csv", cohort_dir / "features", tmp_path / "run", folds=3, seed=0)
+    assert result.baseline["balanced_accuracy"] - result.metrics["balanced_accuracy"] > 0.05
+    assert len(result.warnings) == 1
+    assert "below the logistic-regression baseline" in result.warnings[0]
+    assert "Try" in result.warnings[0]
+
+
+def test_early_stopping_waits_until_the_model_has_left_chance(cohort_dir: Path) -> None:
+    cohort = load_cohort(cohort_dir / "labels.csv", cohort_dir / "features", CLASSES)
+    train, val = cohort.bags[1::3] + cohort.bags[2::3], cohort.bags[::3]  # every class on both sides
+    stuck = load_train_config("configs/meanpool.yaml", max_epochs=6, min_epochs=1, patience=1, lr=1e-8)
+    fit = fit_head(train, val, stuck, in_dim=16, seed=0)
+    assert fit.left_chance_epoch == 0
+    assert len(fit.train_loss) == 6  # never stopped: it had not started learning
+    assert fit.val_loss == ()
+    learns = load_train_config("configs/meanpool.yaml", **{**FAST, "head": {"hidden_dim": 32}})
+    fit = fit_head(train, val, learns, in_dim=16, seed=0)
+    assert 1 <= fit.left_chance_epoch <= fit.best_epoch
+    assert len(fit.val_loss) == len(fit.train_loss) - max(fit.left_chance_epoch, learns.min_epochs) + 1

@@ -52,8 +52,12 @@ def test_train_tiles_writes_a_model_features_accepts(tiled_cohort: tuple[Path, P
     assert card["kind"] == "tile-classifier"
     assert card["classes"] == ["WDLPS", "DDLPS", "MLPS", "PLPS"]
     assert card["tiling"]["target_mpp"] == 2.0
-    history = json.loads((run / "metrics.json").read_text())["history"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    history = metrics["history"]
     assert len(history) >= 1
+    assert "logistic regression" in metrics["baseline"]["model"]
+    assert 0.0 <= metrics["baseline"]["balanced_accuracy"] <= 1.0
+    assert isinstance(metrics["warnings"], list)
     assert all(0.0 <= h["val_bacc"] <= 1.0 for h in history)
     slide = sorted(labels.parent.glob("*.tiff"))[0]
     feats = tmp_path / "feats"

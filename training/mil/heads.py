@@ -2,7 +2,8 @@
 
 Every head takes ``(in_dim, n_classes, **hyperparameters)`` (keyword-only, with defaults) and its
 ``forward(x, mask)`` returns :class:`MILOutput`. ``mask`` marks real tiles (``True``) in padded
-batches; attention is zero on padding and sums to 1 over the real tiles of each bag.
+batches; attention is zero on padding and sums to 1 over the real tiles of each bag. Every head
+first standardises its input (``head.standardise``, fitted on the training tiles; identity until then).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from training.mil._registry import register_mil
+from training.mil.standardise import InputStandardiser
 
 
 class MILOutput(NamedTuple):
@@ -63,13 +65,14 @@ class MeanPool(nn.Module):
     def __init__(self, in_dim: int, n_classes: int, *, hidden_dim: int = 256, dropout: float = 0.1) -> None:
         super().__init__()
         self.in_dim = in_dim
+        self.standardise = InputStandardiser(in_dim)
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.classifier = nn.Linear(hidden_dim, n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
         attention = valid.float() / valid.sum(dim=1, keepdim=True)  # b x n
-        h = self.project(x)  # b x n x h
+        h = self.project(self.standardise(x))  # b x n x h
         pooled = torch.einsum("bn,bnh->bh", attention, h)  # b x h
         return MILOutput(self.classifier(pooled), attention)
 
@@ -96,6 +99,7 @@ class GatedABMIL(nn.Module):
     ) -> None:
         super().__init__()
         self.in_dim = in_dim
+        self.standardise = InputStandardiser(in_dim)
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.attn_tanh = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Tanh(), nn.Dropout(dropout))
         self.attn_gate = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Sigmoid(), nn.Dropout(dropout))
@@ -104,7 +108,7 @@ class GatedABMIL(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
-        h = self.project(x)  # b x n x h
+        h = self.project(self.standardise(x))  # b x n x h
         gated = self.attn_tanh(h) * self.attn_gate(h)  # b x n x a
         scores = self.attn_score(gated).transpose(1, 2)  # b x k x n
         attention = _masked_softmax(scores, valid.unsqueeze(1).expand_as(scores))  # b x k x n
@@ -157,6 +161,7 @@ class TransMIL(nn.Module):
             msg = f"hidden_dim {hidden_dim} must be divisible by n_heads {n_heads}"
             raise ValueError(msg)
         self.in_dim = in_dim
+        self.standardise = InputStandardiser(in_dim)
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_dim))
         nn.init.normal_(self.cls_token, std=0.02)
@@ -166,7 +171,7 @@ class TransMIL(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
-        h = self.project(x)  # b x n x h
+        h = self.project(self.standardise(x))  # b x n x h
         t = torch.cat([self.cls_token.expand(len(h), -1, -1), h], dim=1)  # b x (1 + n) x h
         pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)  # b x (1 + n), True = ignore
         weights = torch.zeros(0)
