@@ -126,7 +126,7 @@ def build_report(folder: str | Path) -> Path:
 
 def _viewer_line(folder: Path, slide_id: str) -> str:
     """How to open this slide zoomable, with every layer, in ``liposcope view``."""
-    url = f"http://127.0.0.1:8000/slides/{quote(slide_id)}"
+    url = f"http://127.0.0.1:8000/slides/{quote(slide_id, errors='surrogateescape')}"
     command = f"liposcope view {folder.resolve().parent}"
     return f'<p>Review in the browser: run <code>{_e(command)}</code>, then open <a href="{_e(url)}">{_e(url)}</a>.</p>'
 
