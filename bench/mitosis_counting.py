@@ -2,6 +2,8 @@
 
 python bench/mitosis_counting.py                 # CPU, 8192² synthetic PLPS slide at 0.25 µm/px
 python bench/mitosis_counting.py --device cuda   # on a GPU machine
+python bench/mitosis_counting.py --baseline-model OLD/model --baseline-config OLD/mitoses.yaml
+                                                 # also time another detector and config in the same run
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="mitosis model folder (default: packaged)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--baseline-model", type=Path, help="a second model folder, timed on the same slide")
+    parser.add_argument("--baseline-config", type=Path, help="the second model's mitoses.yaml")
     args = parser.parse_args()
 
     path = args.workdir / f"mitoses-plps-{args.size}.tiff"
@@ -86,6 +90,21 @@ def main() -> None:
         "end_to_end_vs_read": round(total / read, 2),
         "end_to_end_vs_cnn": round(total / forward, 2),
     }
+    if args.baseline_model or args.baseline_config:
+        other = Detector.load(args.baseline_model)
+        other.backbone.model.to(args.device)
+        start = time.perf_counter()
+        base = detect_mitoses(path, detector=other, settings=load_settings(args.baseline_config))
+        took = time.perf_counter() - start
+        figures["baseline"] = {
+            "model": str(args.baseline_model or "packaged"),
+            "config": str(args.baseline_config or "default"),
+            "candidates": base.candidates,
+            "figures": base.counts.count,
+            "end_to_end_s": round(took, 2),
+            "mm2_per_s": round(base.counts.tissue_area_mm2 / took, 3),
+        }
+        figures["speed_vs_baseline"] = round(took / total, 2)
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -223,14 +223,14 @@ def _add_synth(sub: Subparsers) -> None:
         "--lookalike-ratio",
         type=float,
         default=1.0,
-        help="with --mitoses: look-alikes (pyknotic, apoptotic, lymphocytes, dark spindle nuclei) per figure "
-        "(default 1)",
+        help="with --mitoses: look-alikes (pyknotic, apoptotic, lymphocytes, hyperchromatic nuclei, karyorrhexis) "
+        "per figure (default 1)",
     )
     p.add_argument(
         "--unseen-shapes",
         action="store_true",
-        help="with --mitoses: draw figures also in the shapes the packaged detector never saw (telophase, ring, "
-        "tripolar)",
+        help="with --mitoses: draw figures also in the families the packaged detector never saw (telophase, "
+        "atypical: tripolar and multipolar)",
     )
 
 
@@ -604,7 +604,7 @@ def _mitoses(args: argparse.Namespace) -> int:
         c = result.counts
         return (
             f"{c.count} figures, {c.per_10hpf:.1f}/10 HPF overall, hotspot {c.hotspot_per_10hpf:.1f}/10 HPF, "
-            f"mitotic score {c.mitotic_score}"
+            f"mitotic score {c.reported_score if not c.warning else 'not given: ' + c.warning}"
         )
 
     return _run(args.slides, job, "mitoses")

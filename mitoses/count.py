@@ -26,6 +26,7 @@ class MitosisCount:
     hotspot_area_mm2: float
     hotspot_tissue_fraction: float
     hotspot_note: str
+    warning: str = ""
 
     @property
     def per_mm2(self) -> float:
@@ -44,8 +45,30 @@ class MitosisCount:
 
     @property
     def mitotic_score(self) -> int:
-        """FNCLCC mitotic score from the hotspot count."""
+        """FNCLCC mitotic score from the hotspot count (check :attr:`warning` before using it)."""
         return mitotic_score(self.hotspot_per_10hpf)
+
+    @property
+    def reported_score(self) -> int | None:
+        """The mitotic score, or ``None`` when the count carries a :attr:`warning`."""
+        return None if self.warning else self.mitotic_score
+
+
+def plausibility_warning(per_10hpf: float, probability: np.ndarray, limit: float) -> str:
+    """A warning when the hotspot count exceeds ``limit`` per 10 HPF, a rate that points at ink, keratin,
+    debris or a stain the detector does not know rather than at mitoses; empty otherwise.
+
+    Example:
+        >>> plausibility_warning(12.0, np.array([0.9]), 100.0)
+        ''
+    """
+    if per_10hpf <= limit:
+        return ""
+    sure = float(np.mean(probability >= 0.99)) if len(probability) else 0.0
+    return (
+        f"{per_10hpf:.0f} figures per 10 HPF is implausible (above {limit:g}; {100 * sure:.0f} % of detections at "
+        "p >= 0.99): likely ink, keratin, debris or an unfamiliar stain; no mitotic score is given, review the gallery"
+    )
 
 
 def count_mitoses(

@@ -20,7 +20,7 @@ from inference.report import Section, facts_table, write_section
 from liposcope.config import to_dict
 from liposcope.errors import SlideError, where
 from liposcope.io import finished_with, output_dir, provenance, write_json, write_png
-from mitoses.count import MitosisCount, count_mitoses
+from mitoses.count import MitosisCount, count_mitoses, plausibility_warning
 from mitoses.detect import Candidates, Detector, stream_candidates, suppress
 from mitoses.fnclcc import Grade, fnclcc_grade
 from mitoses.settings import MitosisSettings, load_settings
@@ -84,7 +84,8 @@ def _detect(slide: Slide, detector: Detector | None, settings: MitosisSettings, 
     if slide_mpp > needed * _MPP_TOLERANCE:
         msg = where(
             slide.path,
-            f"{slide.mpp:g} µm/px is too coarse for mitoses (the detector reads {needed:g} µm/px, about 40x)",
+            f"{slide.mpp:g} µm/px is too coarse for mitoses (the detector reads {needed:g} µm/px, about 40x; "
+            "a 0.5 µm/px variant trained the same way found too few figures: mitoses/model/README.md)",
             "use a 40x scan, or pass the true --slide-mpp if the file's is wrong",
         )
         raise SlideError(msg)
@@ -105,6 +106,8 @@ def _detect(slide: Slide, detector: Detector | None, settings: MitosisSettings, 
     keep = suppress(figures.xy * slide.mpp, probability, settings.nms_um)
     figures, probability = figures.select(keep), probability[keep]
     counts = count_mitoses(figures.xy, mask, box, slide.mpp, settings.counting, tissue_mm2(mask, box))
+    limit = settings.counting.plausible_max_per_10hpf
+    counts = replace(counts, warning=plausibility_warning(counts.hotspot_per_10hpf, probability, limit))
     info = {
         "source": detector.source,
         "backbone": detector.card.backbone.name,
@@ -168,7 +171,7 @@ def mitoses_to_folder(
     subtype = subtype or _predicted_subtype(folder)
     grade = (
         fnclcc_grade(subtype, result.counts.hotspot_per_10hpf, necrosis_pct)
-        if subtype and necrosis_pct is not None
+        if subtype and necrosis_pct is not None and not result.counts.warning
         else None
     )
     with output_dir(folder):
@@ -199,8 +202,9 @@ def mitoses_json(
         "per_10hpf": round(c.per_10hpf, 2),
         "per_mm2": round(c.per_mm2, 3),
         "hotspot_per_10hpf": round(c.hotspot_per_10hpf, 2),
-        "mitotic_score": c.mitotic_score,
+        "mitotic_score": c.reported_score,
         "hpf_area_mm2": round(c.hpf_area_mm2, 4),
+        "warning": c.warning or None,
         "hotspot": {
             "box_level0": [round(v, 1) for v in c.hotspot_box] if c.hotspot_box else None,
             "count": c.hotspot_count,
@@ -279,8 +283,12 @@ def mitoses_section(
     }
     if c.hotspot_note:
         facts["Hotspot note"] = c.hotspot_note
-    html = facts_table(facts) + _grade_html(subtype, grade)
-    if result.detector["source"] == "packaged":
+    if c.warning:
+        facts["FNCLCC mitotic score"] = "not given (see the warning)"
+    html = (
+        (f'<div class="warn">{c.warning}</div>' if c.warning else "") + facts_table(facts) + _grade_html(subtype, grade)
+    )
+    if result.detector["source"].startswith("packaged"):
         html = (
             '<div class="warn">The packaged detector was trained on synthetic figures only: check every figure, '
             "or train one on annotated slides (<code>liposcope train-mitosis</code>).</div>" + html

@@ -28,6 +28,7 @@ class Counting:
     hotspot_hpf: int
     hotspot_steps: int
     hotspot_min_tissue: float
+    plausible_max_per_10hpf: float = 100.0
 
     @property
     def hpf_mm2(self) -> float:
@@ -79,6 +80,7 @@ def _check(s: MitosisSettings, source: str) -> None:
         (not 10.0 <= c.field_number <= 30.0, f"field_number {c.field_number} must lie in [10, 30] mm"),
         (c.hotspot_hpf < 1 or c.hotspot_steps < 1, "hotspot_hpf and hotspot_steps must be >= 1"),
         (not 0.0 <= c.hotspot_min_tissue <= 1.0, "hotspot_min_tissue must lie in [0, 1]"),
+        (c.plausible_max_per_10hpf <= 0, "plausible_max_per_10hpf must be > 0"),
         (s.nms_um <= 0 or s.batch_size < 1 or s.gallery < 0, "need nms_um > 0, batch_size >= 1, gallery >= 0"),
     ]
     bad = [message for failed, message in problems if failed]

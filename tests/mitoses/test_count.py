@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import pytest
 
 from liposcope.cli import main
 from liposcope.errors import MissingMPPError
-from mitoses.count import count_mitoses
+from mitoses.count import MitosisCount, count_mitoses, plausibility_warning
 from mitoses.run import detect_mitoses
 from mitoses.settings import Counting, load_settings
 from wsi.tissue import TissueMask
@@ -103,3 +104,13 @@ def test_hpf_area_option_and_config_checks() -> None:
 
     with pytest.raises(ConfigError, match="hpf_area_mm2"):
         load_settings(hpf_area_mm2=5.0)
+
+
+def test_implausible_count_carries_a_warning_not_a_score() -> None:
+    assert plausibility_warning(60.0, np.full(10, 0.999), 100.0) == ""
+    text = plausibility_warning(340.0, np.array([0.999, 0.995, 0.6]), 100.0)
+    assert "implausible" in text
+    assert "67 %" in text
+    c = MitosisCount(800, 2.0, 0.2376, None, 800, 2.376, 1.0, "")
+    assert c.reported_score == 3
+    assert replace(c, warning=text).reported_score is None

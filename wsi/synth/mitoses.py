@@ -1,11 +1,13 @@
 """Mitotic figures and look-alikes planted in synthetic H&E slides, with their positions as ground truth.
 
-Figures are drawn in µm from per-object seeds, so every region renders them identically. Mitotic
-shapes: metaphase plates, prometaphase clumps and anaphase pairs (the training shapes), and
-telophase pairs, polar-view rings and tripolar (atypical) figures, kept apart for testing on
-shapes a detector never saw. Look-alikes: pyknotic nuclei, apoptotic bodies, lymphocytes and
-smooth hyperchromatic spindle nuclei, as dark as the figures; on pleomorphic (PLPS) slides also every
-lipoblast, whose scalloped hyperchromatic nucleus is that texture's commonest mimic (shape ``lipoblast``).
+Figures are drawn in µm from per-object seeds, so every region renders them identically. Their shapes come in
+independent families (:mod:`wsi.synth.mitosis_shapes`): the packaged detector trains on ``prophase``,
+``metaphase`` and ``anaphase`` (:data:`TRAIN_FAMILIES`); ``telophase`` and ``atypical`` figures are kept apart
+for testing on families it never saw. Every object is restyled at random (size, roughness, texture, halo,
+darkness), and each slide draws its own optical blur and chromatin grain. Look-alikes: pyknotic nuclei,
+apoptotic bodies, lymphocytes, hyperchromatic nuclei and karyorrhectic debris, as dark as the figures; on
+pleomorphic (PLPS) slides also every lipoblast, whose scalloped hyperchromatic nucleus is that texture's
+commonest mimic (shape ``lipoblast``).
 :func:`write_mitosis_slide` writes the slide, the usual sidecars and ``<slide_id>.mitoses.csv``
 (``slide_id,x,y,label,shape``, level-0 px; label ``mitosis`` or ``non-mitosis``).
 """
@@ -28,14 +30,23 @@ from liposcope.io import atomic_path
 from wsi.synth.draw import Region, as_float, blur, draw_blobs, draw_segments
 from wsi.synth.fields import Points, value_noise
 from wsi.synth.he import PleomorphicTexture
+from wsi.synth.mitosis_shapes import FAMILIES, LOOKALIKE_SHAPES, MITOTIC_SHAPES, SHAPES, draw_object, family_of
 from wsi.synth.slide import SynthSlide, Truth, make_slide, write_synth_slide
 from wsi.synth.structures import BLUR_UM, Layers
 
-MITOTIC_SHAPES = ("metaphase", "prometaphase", "anaphase", "telophase", "ring", "tripolar")
-LOOKALIKE_SHAPES = ("pyknotic", "apoptotic", "lymphocyte", "hyperchromatic")
-SHAPES = MITOTIC_SHAPES + LOOKALIKE_SHAPES
-TRAIN_SHAPES = ("metaphase", "prometaphase", "anaphase", *LOOKALIKE_SHAPES)
-UNSEEN_SHAPES = ("telophase", "ring", "tripolar")
+__all__ = ["FAMILIES", "LOOKALIKE_SHAPES", "MITOTIC_SHAPES", "SHAPES", "family_of"]
+
+TRAIN_FAMILIES = ("prophase", "metaphase", "anaphase")
+HELD_OUT_FAMILIES = ("telophase", "atypical")
+
+
+def family_shapes(families: tuple[str, ...]) -> tuple[str, ...]:
+    """The mitotic shapes of ``families`` and every look-alike shape."""
+    return tuple(s for f in families for s in FAMILIES[f]) + LOOKALIKE_SHAPES
+
+
+TRAIN_SHAPES = family_shapes(TRAIN_FAMILIES)
+UNSEEN_SHAPES = tuple(s for f in HELD_OUT_FAMILIES for s in FAMILIES[f])
 HPF10_MM2 = 2.376  # 10 high-power fields at field number 22 (DOMAIN.md)
 CHROMATIN_OD = 3.2  # H concentration of chromatin drawn at 255
 _REACH_UM = 16.0  # farthest a drawn object extends from its centre
@@ -45,7 +56,8 @@ F64 = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Figures:
-    """Planted objects: centres (µm), shape index into :data:`SHAPES`, orientation and chromatin darkness."""
+    """Planted objects: centres (µm), shape index into :data:`SHAPES`, orientation and chromatin darkness;
+    the slide's optical blur (µm) and chromatin grain amplitude."""
 
     x: F64
     y: F64
@@ -53,6 +65,8 @@ class Figures:
     angle: F64
     od: F64
     seed: int
+    blur_um: float = BLUR_UM
+    grain: float = 0.3
 
     @property
     def mitotic(self) -> NDArray[np.bool_]:
@@ -75,11 +89,11 @@ class Figures:
         for k in near:
             self._paint_one(int(k), canvas_region, chromatin, cover, eosin)
         grain = value_noise(self.seed + 5, canvas_region.xs_um(), canvas_region.ys_um(), 0.6)
-        grain *= np.float32(0.3)
-        grain += np.float32(0.85)
-        h = blur(as_float(chromatin, CHROMATIN_OD) * grain, BLUR_UM, region.mpp)
-        keep = blur(np.float32(1.0) - as_float(cover), BLUR_UM, region.mpp)
-        e = blur(as_float(eosin), BLUR_UM, region.mpp)
+        grain *= np.float32(self.grain)
+        grain += np.float32(1.0 - self.grain / 2)
+        h = blur(as_float(chromatin, CHROMATIN_OD) * grain, self.blur_um, region.mpp)
+        keep = blur(np.float32(1.0) - as_float(cover), self.blur_um, region.mpp)
+        e = blur(as_float(eosin), self.blur_um, region.mpp)
         h, keep, e = (np.ascontiguousarray(canvas_region.crop(a)) for a in (h, keep, e))
         return Layers(layers.h * keep + h, layers.e * keep + e)
 
@@ -88,7 +102,7 @@ class Figures:
     ) -> None:
         rng = np.random.default_rng([self.seed, k])
         name = SHAPES[int(self.shape[k])]
-        bodies, segments = _DRAW[name](rng)
+        (bodies, segments), rough = draw_object(name, rng)
         ca, sa = math.cos(float(self.angle[k])), math.sin(float(self.angle[k]))
         cx, cy = float(self.x[k]), float(self.y[k])
         for bx, by, rx, ry, cov, e_od in bodies:
@@ -98,10 +112,10 @@ class Figures:
             one = np.ones(1)
             angle = np.array([float(self.angle[k])])
             draw_blobs(
-                cover, region, pts, rx_um=rx * one, ry_um=ry * one, angle=angle, value=255 * cov * one, irregular=0.15
+                cover, region, pts, rx_um=rx * one, ry_um=ry * one, angle=angle, value=255 * cov * one, irregular=rough
             )
             draw_blobs(
-                eosin, region, pts, rx_um=rx * one, ry_um=ry * one, angle=angle, value=255 * e_od * one, irregular=0.15
+                eosin, region, pts, rx_um=rx * one, ry_um=ry * one, angle=angle, value=255 * e_od * one, irregular=rough
             )
         if len(segments) == 0:
             return
@@ -112,172 +126,6 @@ class Figures:
             world[:, a + 1] = cy + seg[:, a] * sa + seg[:, a + 1] * ca
         value = np.clip(float(self.od[k]) * seg[:, 5] / CHROMATIN_OD * 255.0, 0, 255)
         draw_segments(chromatin, region, world, seg[:, 4], value)
-
-
-# -- shapes: (cell bodies [(x, y, rx, ry, cover, eosin OD)], chromatin segments [(x1, y1, x2, y2, width, darkness)])
-Body = tuple[float, float, float, float, float, float]
-Segment = tuple[float, float, float, float, float, float]
-Drawing = tuple[list[Body], list[Segment]]
-
-
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
-def _mitotic_body(rng: np.random.Generator, rx: float, ry: float, x: float = 0.0) -> Body:
-    """A rounded mitotic cell: the tissue underneath mostly cleared, pale cytoplasm."""
-    return (x, 0.0, rx, ry, _u(rng, 0.75, 0.95), _u(rng, 0.08, 0.3))
-
-
-def _bar(
-    rng: np.random.Generator, x: float, y: float, length: float, width: float, hairs: int, side: int = 0
-) -> list[Segment]:
-    """A chromosome plate along x centred at (x, y): a wavy thick bar with short chromosome arms
-    sticking out (both sides, or only ``side`` = ±1)."""
-    n = 4
-    xs = np.linspace(x - length / 2, x + length / 2, n + 1)
-    ys = y + rng.normal(0.0, 0.25, n + 1)
-    out: list[Segment] = [(xs[i], ys[i], xs[i + 1], ys[i + 1], width, 1.0) for i in range(n)]
-    for _ in range(hairs):
-        t = _u(rng, x - length / 2, x + length / 2)
-        s = side if side else (1 if rng.random() < 0.5 else -1)
-        theta = s * math.pi / 2 + rng.normal(0.0, 0.45)
-        arm = _u(rng, 0.9, 2.2)
-        y0 = y + s * width * 0.3
-        out.append((t, y0, t + arm * math.cos(theta), y0 + arm * math.sin(theta), _u(rng, 0.5, 0.9), _u(rng, 0.8, 1.0)))
-    return out
-
-
-def _clump(rng: np.random.Generator, x: float, radius: float, rods: int) -> list[Segment]:
-    """Condensed chromosomes: short thick rods in a ball."""
-    out: list[Segment] = []
-    for _ in range(rods):
-        r, phi, theta = radius * math.sqrt(rng.random()), _u(rng, 0, 2 * math.pi), _u(rng, 0, math.pi)
-        px, py, half = x + r * math.cos(phi), r * math.sin(phi), _u(rng, 0.6, 1.4)
-        dx, dy = half * math.cos(theta), half * math.sin(theta)
-        out.append((px - dx, py - dy, px + dx, py + dy, _u(rng, 0.7, 1.2), _u(rng, 0.85, 1.0)))
-    return out
-
-
-def _metaphase(rng: np.random.Generator) -> Drawing:
-    length, width = _u(rng, 7.0, 11.0), _u(rng, 1.6, 2.6)
-    return [_mitotic_body(rng, length / 2 + _u(rng, 1.5, 3.0), _u(rng, 4.5, 6.5))], _bar(
-        rng, 0.0, 0.0, length, width, int(rng.integers(12, 24))
-    )
-
-
-def _prometaphase(rng: np.random.Generator) -> Drawing:
-    radius = _u(rng, 2.5, 4.5)
-    body = _mitotic_body(rng, radius + _u(rng, 2.0, 3.5), radius + _u(rng, 1.5, 3.0))
-    return [body], _clump(rng, 0.0, radius, int(rng.integers(12, 20)))
-
-
-def _anaphase(rng: np.random.Generator) -> Drawing:
-    gap, length, width = _u(rng, 3.5, 7.0), _u(rng, 6.0, 9.0), _u(rng, 1.3, 2.0)
-    hairs = int(rng.integers(6, 12))
-    segments = _bar(rng, 0.0, -gap / 2, length, width, hairs, -1) + _bar(rng, 0.0, gap / 2, length, width, hairs, 1)
-    body = (
-        0.0,
-        0.0,
-        gap / 2 + _u(rng, 3.0, 4.5),
-        length / 2 + _u(rng, 1.0, 2.5),
-        _u(rng, 0.75, 0.95),
-        _u(rng, 0.08, 0.3),
-    )
-    return [body], [(s[1], s[0], s[3], s[2], s[4], s[5]) for s in segments]  # plates across the spindle axis
-
-
-def _telophase(rng: np.random.Generator) -> Drawing:
-    half = _u(rng, 4.5, 6.5)
-    radius = _u(rng, 2.0, 3.0)
-    bodies = [
-        _mitotic_body(rng, radius + 2.5, radius + 2.0, -half),
-        _mitotic_body(rng, radius + 2.5, radius + 2.0, half),
-    ]
-    rods = int(rng.integers(8, 13))
-    return bodies, _clump(rng, -half, radius, rods) + _clump(rng, half, radius, rods)
-
-
-def _ring(rng: np.random.Generator) -> Drawing:
-    radius = _u(rng, 2.8, 4.0)
-    out: list[Segment] = []
-    for _ in range(int(rng.integers(14, 22))):
-        phi, r = _u(rng, 0, 2 * math.pi), radius + rng.normal(0.0, 0.3)
-        inner, outer = r - _u(rng, 0.6, 1.2), r + _u(rng, 0.6, 1.2)
-        tilt = rng.normal(0.0, 0.3)
-        out.append(
-            (
-                inner * math.cos(phi),
-                inner * math.sin(phi),
-                outer * math.cos(phi + tilt / outer),
-                outer * math.sin(phi + tilt / outer),
-                _u(rng, 0.7, 1.1),
-                _u(rng, 0.85, 1.0),
-            )
-        )
-    return [_mitotic_body(rng, radius + _u(rng, 2.5, 3.5), radius + _u(rng, 2.0, 3.0))], out
-
-
-def _tripolar(rng: np.random.Generator) -> Drawing:
-    out: list[Segment] = []
-    arm, width = _u(rng, 3.5, 5.5), _u(rng, 1.4, 2.2)
-    for j in range(3):
-        phi = j * 2 * math.pi / 3 + rng.normal(0.0, 0.25)
-        c, s = math.cos(phi), math.sin(phi)
-        for x1, y1, x2, y2, w, d in _bar(rng, arm / 2, 0.0, arm, width, int(rng.integers(4, 9))):
-            out.append((x1 * c - y1 * s, x1 * s + y1 * c, x2 * c - y2 * s, x2 * s + y2 * c, w, d))
-    return [_mitotic_body(rng, arm + _u(rng, 1.5, 3.0), arm + _u(rng, 1.0, 2.5))], out
-
-
-def _disc(x: float, y: float, r: float, darkness: float = 1.0) -> Segment:
-    return (x, y, x, y, 2.0 * r, darkness)
-
-
-def _pyknotic(rng: np.random.Generator) -> Drawing:
-    r = _u(rng, 1.6, 3.0)
-    body = (0.0, 0.0, r + _u(rng, 1.5, 3.5), r + _u(rng, 1.2, 3.0), _u(rng, 0.8, 0.95), _u(rng, 0.45, 0.9))
-    halo = (0.0, 0.0, body[2] + _u(rng, 0.8, 2.0), body[3] + _u(rng, 0.8, 2.0), _u(rng, 0.7, 0.95), 0.0)
-    return [halo, body], [_disc(rng.normal(0, 0.3), rng.normal(0, 0.3), r)]
-
-
-def _apoptotic(rng: np.random.Generator) -> Drawing:
-    bodies = _pyknotic(rng)[0]
-    spread = _u(rng, 1.2, 2.8)
-    pieces = [
-        _disc(rng.normal(0, spread / 2), rng.normal(0, spread / 2), _u(rng, 0.6, 1.5), _u(rng, 0.85, 1.0))
-        for _ in range(int(rng.integers(2, 6)))
-    ]
-    return bodies, pieces
-
-
-def _lymphocyte(rng: np.random.Generator) -> Drawing:
-    r = _u(rng, 2.6, 3.6)
-    body = (0.0, 0.0, r + _u(rng, 0.3, 1.0), r + _u(rng, 0.3, 1.0), _u(rng, 0.6, 0.95), _u(rng, 0.05, 0.25))
-    lobes = [_disc(rng.normal(0, 0.25), rng.normal(0, 0.25), r * _u(rng, 0.85, 1.0)) for _ in range(3)]
-    return [body], lobes
-
-
-def _hyperchromatic(rng: np.random.Generator) -> Drawing:
-    length, width = _u(rng, 6.0, 12.0), _u(rng, 2.2, 4.0)
-    bend = rng.normal(0.0, 0.6)
-    xs = np.linspace(-(length - width) / 2, (length - width) / 2, 4)
-    ys = bend * (xs / max(length, 1.0)) ** 2 * 4
-    segments = [(xs[i], ys[i], xs[i + 1], ys[i + 1], width, 1.0) for i in range(3)]
-    return [(0.0, 0.0, length / 2 + 1.0, width / 2 + 1.5, _u(rng, 0.3, 0.8), _u(rng, 0.1, 0.4))], segments
-
-
-_DRAW = {
-    "metaphase": _metaphase,
-    "prometaphase": _prometaphase,
-    "anaphase": _anaphase,
-    "telophase": _telophase,
-    "ring": _ring,
-    "tripolar": _tripolar,
-    "pyknotic": _pyknotic,
-    "apoptotic": _apoptotic,
-    "lymphocyte": _lymphocyte,
-    "hyperchromatic": _hyperchromatic,
-}
 
 
 # -- placement ---------------------------------------------------------------------------------------
@@ -322,8 +170,11 @@ def plant_figures(
     is_mitotic = np.zeros(len(xy), bool)
     is_mitotic[rng.permutation(len(xy))[: min(n_mitotic, len(xy))]] = True
     shape = np.where(is_mitotic, rng.choice(mitotic or [0], len(xy)), rng.choice(lookalike or [0], len(xy)))
-    od = rng.uniform(1.8, 2.8, len(xy))
-    return Figures(xy[:, 0], xy[:, 1], shape.astype(np.int64), rng.uniform(0, 2 * math.pi, len(xy)), od, seed)
+    od = rng.uniform(1.1, 3.0, len(xy))  # faint to very dark chromatin, figures and look-alikes alike
+    angle = rng.uniform(0, 2 * math.pi, len(xy))
+    return Figures(
+        xy[:, 0], xy[:, 1], shape.astype(np.int64), angle, od, seed, rng.uniform(0.25, 0.8), rng.uniform(0.1, 0.6)
+    )
 
 
 @dataclass(frozen=True)
@@ -385,7 +236,7 @@ def write_mitosis_slide(
         np.concatenate([figures.mitotic, np.zeros(len(mimics), bool)]),
         tuple(SHAPES[s] for s in figures.shape) + ("lipoblast",) * len(mimics),
     )
-    _write_truth_csv(mitosis_truth_path(path), found)
+    write_truth_csv(mitosis_truth_path(path), found)
     return truth, found
 
 
@@ -404,7 +255,8 @@ def _lipoblasts(slide: SynthSlide, in_tissue: NDArray[np.bool_], cell_um: float,
     return xy
 
 
-def _write_truth_csv(path: Path, truth: MitosisTruth) -> None:
+def write_truth_csv(path: Path, truth: MitosisTruth) -> None:
+    """``slide_id,x,y,label,shape`` rows of ``truth`` (level-0 px), written atomically."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["slide_id", "x", "y", "label", "shape"])
