@@ -44,9 +44,9 @@ def _loose(out: Outcome) -> bool:
     return abs(out.per_10hpf - out.true_per_10hpf) <= 3.0 + 0.35 * out.true_per_10hpf
 
 
-NOT_YET = pytest.mark.xfail(
-    strict=False, reason="issue 15: the packaged detector is not yet retrained on the figure families (model README)"
-)
+#: The fresh-seed acceptance checks fail with the packaged detector (issue 15 open: it was trained on the old
+#: generator's shapes, see mitoses/model/README.md); they run in the slow tier until a retrained detector passes.
+NOT_YET = pytest.mark.slow
 
 
 @NOT_YET
@@ -83,7 +83,6 @@ def sweep(tmp_path: Path, seed: int, detector: Detector, draw: str) -> list[Outc
     return outcomes
 
 
-@pytest.mark.slow
 @NOT_YET
 @pytest.mark.parametrize("draw", ["held-out", "blind"])
 def test_acceptance_sweep(detector: Detector, tmp_path: Path, unseen_seed: int, draw: str) -> None:
