@@ -8,6 +8,10 @@ JSON: the MIDOG / MIDOG++ layout: ``images`` (id, file_name), ``annotations`` (i
 bbox as ``[x1, y1, x2, y2]``, not COCO's ``[x, y, w, h]``) and ``categories`` (id, name). A point is the
 centre of its box, the slide id is the image file name without directory and extension, and categories
 are matched by name, so files with other category ids work.
+
+Bounds: at most ``MAX_POINTS_PER_SLIDE`` points per slide (a file with more is refused while it is read, so
+memory and time stay bounded), and ``PointAnnotations.check_on_slide`` refuses points off a slide's level-0
+pixels.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from liposcope.errors import AnnotationError, where
+from liposcope.errors import AnnotationError, printable, where
 from liposcope.io import atomic_path
 
 MITOSIS, LOOKALIKE = 1, 0
+#: Most points accepted on one slide: far above any real annotation of one slide, yet training's patches of
+#: that many points stay near 1.2 GB (64 px RGB patches).
+MAX_POINTS_PER_SLIDE = 100_000
 
 CSV_COLUMNS = ("slide_id", "x", "y", "label")
 _LABELS = {
@@ -85,6 +92,24 @@ class PointAnnotations:
         mitoses = np.bincount(codes[self.label == MITOSIS], minlength=n)
         lookalikes = np.bincount(codes[self.label == LOOKALIKE], minlength=n)
         return {s: (int(mitoses[i]), int(lookalikes[i])) for i, s in enumerate(self.slide_ids)}
+
+    def check_on_slide(self, slide_id: str, slide_path: str | Path, width: int, height: int) -> None:
+        """Refuse points of ``slide_id`` outside ``[0, width) x [0, height)`` level-0 pixels.
+
+        Raises:
+            AnnotationError: Names this file, the slide, how many points are off and the first one.
+        """
+        xy, _ = self.for_slide(slide_id)
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
+        off = np.flatnonzero(~inside)
+        if len(off):
+            x, y = xy[off[0]].tolist()
+            problem = (
+                f"{len(off)} of {len(xy)} points lie off slide {printable(slide_path)} ({width} x {height} level-0 px),"
+                f" the first at x={_format_number(x)}, y={_format_number(y)}"
+            )
+            fix = "check that the coordinates are level-0 pixels of this slide"
+            raise AnnotationError(where(self.source, problem, fix))
 
 
 def read_annotations(path: str | Path) -> PointAnnotations:
@@ -147,8 +172,16 @@ def _build(
     )
 
 
+def _count(path: Path, counts: dict[str, int], slide_id: str) -> None:
+    """Count one more point on ``slide_id``; refuse the file once a slide has more than the limit."""
+    counts[slide_id] = counts.get(slide_id, 0) + 1
+    if counts[slide_id] > MAX_POINTS_PER_SLIDE:
+        problem = f"more than {MAX_POINTS_PER_SLIDE:,} points on slide {slide_id!r}"
+        raise AnnotationError(where(path, problem, "check the file: at most that many points per slide are accepted"))
+
+
 def _read_csv(path: Path) -> PointAnnotations:
-    slide_ids: dict[str, None] = {}
+    slide_ids: dict[str, int] = {}
     slide: list[str] = []
     xy: list[tuple[float, float]] = []
     label: list[int] = []
@@ -183,7 +216,7 @@ def _read_csv(path: Path) -> PointAnnotations:
                 code = _label(label_text)
                 if code is None:
                     raise AnnotationError(where(at, f"unknown label {label_text!r}", f"use {_ACCEPTED}"))
-                slide_ids.setdefault(slide_id)
+                _count(path, slide_ids, slide_id)
                 slide.append(slide_id)
                 xy.append((x, y))
                 label.append(code)
@@ -211,6 +244,7 @@ def _read_midog_json(path: Path) -> PointAnnotations:
     slide: list[str] = []
     xy: list[tuple[float, float]] = []
     label: list[int] = []
+    counts: dict[str, int] = {}
     fix_ann = "fix or remove this annotation"
     for index, ann in enumerate(data["annotations"]):
         name = f"annotation #{index}" + (f" (id {ann.get('id')})" if isinstance(ann, dict) and "id" in ann else "")
@@ -232,6 +266,7 @@ def _read_midog_json(path: Path) -> PointAnnotations:
             raise AnnotationError(
                 where(path, f"{name} has bbox {box!r} with x2 < x1 or y2 < y1", "write [x1, y1, x2, y2]")
             )
+        _count(path, counts, slide_id)
         slide.append(slide_id)
         xy.append(((x1 + x2) / 2, (y1 + y2) / 2))
         label.append(code)

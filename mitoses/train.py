@@ -167,12 +167,14 @@ def train_mitosis(
     """Train the stage-2 classifier; write ``OUT/model/`` (project checkpoint format) and ``OUT/metrics.json``.
 
     Raises:
-        AnnotationError: a slide has no annotations, or fewer than two slides are given.
+        AnnotationError: a slide has no annotations or points off its level-0 pixels, or fewer than two
+            slides are given.
 
     Example:
         >>> train_mitosis(slides, [Path("points.csv")], "run", MitosisTrainConfig(), load_settings())  # doctest: +SKIP
     """
-    annotations = _merge([read_annotations(p) for p in annotation_files])
+    parts = [read_annotations(p) for p in annotation_files]
+    annotations = _merge(parts)
     known = set(annotations.slide_ids)
     for path in slides:
         if slide_id_from_path(path) not in known:
@@ -180,6 +182,10 @@ def train_mitosis(
             raise AnnotationError(where(path, "no annotations for this slide", fix))
     if len(slides) < 2:
         raise AnnotationError(where(slides[0] if slides else "slides", "need at least 2 slides", "add slides"))
+    for path in slides:
+        with Slide(path, mpp=slide_mpp) as slide:
+            for part in parts:
+                part.check_on_slide(slide.slide_id, path, *slide.dimensions)
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(slides))
     n_val = max(1, round(cfg.val_fraction * len(slides)))

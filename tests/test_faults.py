@@ -361,3 +361,39 @@ def test_truncated_real_svs_is_named_truncated(
         out = tmp_path / "out"
         code, err = cli(["tile", str(cut), "--out", str(out), "--slide-mpp", "0.5"], capfd)
         assert_refused(code, err, out, "file is truncated")
+
+
+# -- annotations ---------------------------------------------------------------------------------------
+def train_args(slide: Path, tmp_path: Path, annotations: Path) -> tuple[list[str], Path]:
+    """``train-mitosis`` on two copies of ``slide`` (1600 x 1200 level-0 px), ``a`` and ``b``."""
+    slides = [shutil.copy(slide, tmp_path / f"{name}.tiff") for name in "ab"]
+    out = tmp_path / "out"
+    args = ["train-mitosis", *map(str, slides), "--annotations", str(annotations), "--out", str(out)]
+    return [*args, "--backbone", "mobilenetv3_small_050", "--weights", "random", "--epochs", "1", "-q"], out
+
+
+@pytest.mark.parametrize(("point", "shown"), [("1600,10", "x=1600, y=10"), ("10,-0.5", "x=10, y=-0.5")])
+def test_annotations_off_the_slide_are_refused(
+    point: str, shown: str, slide: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    points = tmp_path / "points.csv"
+    points.write_text(
+        f"slide_id,x,y,label\na,800,600,mitosis\nb,{point},mitosis\nb,1599,1199,non-mitosis\nb,{point},0\n"
+    )
+    args, out = train_args(slide, tmp_path, points)
+    code, err = cli(args, capfd)
+    assert_refused(code, err, out, str(points), "b.tiff", "2 of 3 points", shown, "level-0 pixels of this slide")
+    assert not out.exists()
+
+
+def test_too_many_annotation_points_are_refused_up_front(
+    slide: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    points = tmp_path / "points.csv"
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 1000, (300_000, 2)).round(1)
+    points.write_text("slide_id,x,y,label\n" + "".join(f"a,{x},{y},mitosis\n" for x, y in xy.tolist()))
+    args, out = train_args(slide, tmp_path, points)
+    code, err = cli(args, capfd)
+    assert_refused(code, err, out, str(points), "more than 100,000 points on slide 'a'")
+    assert not out.exists()
