@@ -12,14 +12,14 @@ import pytest
 
 from liposcope.cli import main
 from wsi.synth import write_slide
+from wsi.synth.mitoses import TRAIN_SHAPES, write_mitosis_slide
 
 CONTRACT = ("count", "tissue_area_mm2", "per_10hpf", "per_mm2", "hotspot_per_10hpf", "mitotic_score", "hpf_area_mm2")
 
 
-def test_mitoses_command_writes_the_contract(
-    mitosis_slides: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    slide = mitosis_slides[0]
+def test_mitoses_command_writes_the_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    slide = tmp_path / "plausible.tiff"  # 60 per 10 HPF: a rate that gets a score (the shared slides hold 800)
+    write_mitosis_slide(slide, label="PLPS", seed=710, width_px=2048, height_px=2048, per_10hpf=60, shapes=TRAIN_SHAPES)
     out = tmp_path / "out"
     args = ["mitoses", str(slide), "--out", str(out), "--subtype", "PLPS", "--necrosis-pct", "10", "-q"]
     assert main(args) == 0
@@ -58,6 +58,19 @@ def test_mitoses_command_writes_the_contract(
     capsys.readouterr()
     assert main(args) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_implausible_count_gets_a_warning_not_a_score(
+    mitosis_slides: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shared slides plant 800 figures per 10 HPF, far above any tumour: no score, no grade, a warning."""
+    out = tmp_path / "out"
+    slide = mitosis_slides[0]
+    assert main(["mitoses", str(slide), "--out", str(out), "--subtype", "PLPS", "--necrosis-pct", "10", "-q"]) == 0
+    data = json.loads((out / slide.stem / "mitoses.json").read_text())
+    assert data["hotspot_per_10hpf"] > 100
+    assert data["mitotic_score"] is None
+    assert "implausible" in json.dumps(data)
 
 
 def test_mitoses_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
