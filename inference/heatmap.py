@@ -114,12 +114,13 @@ def _title_band(pred: SlidePrediction, width: int) -> np.ndarray:
     unit = width / 1200
     band = np.full((round(96 * unit), width, 3), 255, np.uint8)
     x = round(20 * unit)
+    top = f"{pred.predicted_class} {pred.confidence:.2f}"
     headline, note = (
-        ("no call", f"model abstains ({pred.abstain_reasons[0].split(':')[0]}); top {pred.predicted_class}")
+        ("no call", f"top {top}, not a call: model abstains ({pred.abstain_reasons[0].split(':')[0]})")
         if pred.abstained
-        else (pred.predicted_class, "predicted subtype (probability)")
+        else (top, "predicted subtype (probability)")
     )
-    used = draw_text(band, f"{headline} {pred.confidence:.2f}", (x, round(46 * unit)), 1.4 * unit, bold=True)
+    used = draw_text(band, headline, (x, round(46 * unit)), 1.4 * unit, bold=True)
     draw_text(band, _shorten(note, 80), (x + used + round(16 * unit), round(46 * unit)), 0.6 * unit, GREY)
     facts = (
         f"slide {_shorten(pred.slide_id, 48)}  |  {len(pred.attention)} tiles at {pred.target_mpp:g} um/px  |  "
