@@ -25,7 +25,6 @@ from liposcope.errors import AnnotationError, where
 from liposcope.io import provenance, write_json
 from liposcope.progress import progress
 from mitoses.annotations import MITOSIS, PointAnnotations, read_annotations
-from mitoses.augment import scale_blur_noise
 from mitoses.detect import (
     CLASSES,
     KIND,
@@ -36,7 +35,7 @@ from mitoses.detect import (
     suppress,
 )
 from mitoses.settings import MitosisSettings
-from training.augment import flip_rotate, hed_jitter
+from training.augment import flip_rotate, hed_jitter, scale_blur_noise
 from training.backbones import create_backbone
 from training.checkpoint import HeadSpec, ModelCard, save_model
 from training.features import pick_device
