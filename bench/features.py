@@ -2,7 +2,7 @@
 
 Both are measured in the same run with the same backbone, batch size, device and precision:
   forward only: the backbone on synthetic uint8 tiles already in memory (``Backbone.prepare`` + model),
-  end to end:   ``training.features.encode`` over a slide's tile grid (reading, DataLoader workers,
+  end to end:   ``liposcope.models.encode.encode`` over a slide's tile grid (reading, DataLoader workers,
                 normalisation on the device, model).
 The ratio end-to-end / forward-only says how much of the model's speed the pipeline delivers.
 
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from training.backbones import Backbone, create_backbone
-from training.features import PRECISIONS, encode, pick_device
-from wsi import Slide, TileSpec, build_grid, detect_tissue
+from liposcope.models.backbones import Backbone, create_backbone
+from liposcope.models.encode import PRECISIONS, encode, pick_device
+from liposcope.wsi import Slide, TileSpec, build_grid, detect_tissue
 
 
 def synthetic_slide(workdir: Path, size: int) -> Path:
     """A cached ``size`` x ``size`` synthetic DDLPS slide at 0.5 µm/px."""
-    from wsi.synth import write_slide
+    from liposcope.synth import write_slide
 
     path = workdir / f"features_ddlps_{size}px.tiff"
     if not path.exists():

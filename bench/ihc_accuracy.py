@@ -10,7 +10,7 @@ U(2 %, 60 %) drawn from the seed. Detection F1 matches one-to-one within 4 µm. 
 0.25 µm/px with --marker (default ki67): labelling index, detection counts, recall, precision, F1, and the mean
 offset of matched detections from their mask centres (a misregistered mask shows here).
 
-``--loso`` is leave-one-style-out over the drawing styles of ``wsi.synth.ihc_styles.STYLES``: every style is
+``--loso`` is leave-one-style-out over the drawing styles of ``liposcope.synth.ihc_styles.STYLES``: every style is
 scored with each ``--floors`` value of ``nuclei.texture_floor``; for each held-out style the value that does best
 on the other styles (most slides within acceptance, then smallest worst LI error) is chosen, and the held-out
 style's figures under it are reported beside its figures under the preset value.
@@ -27,11 +27,11 @@ import numpy as np
 
 os.environ.setdefault("CI", "true")  # no progress bars
 
-from ihc import load_marker, read_deepliif_mask, score_slide
-from ihc.marker import Marker
-from wsi.points import f1_score, match_points, pair_points
-from wsi.synth import load_ihc_truth, write_ihc_slide
-from wsi.synth.ihc_styles import STYLES
+from liposcope.ihc import load_marker, read_deepliif_mask, score_slide
+from liposcope.ihc.marker import Marker
+from liposcope.synth import load_ihc_truth, write_ihc_slide
+from liposcope.synth.ihc_styles import STYLES
+from liposcope.wsi.points import f1_score, match_points, pair_points
 
 DEEPLIIF = Path(__file__).resolve().parents[2] / "shared" / "data" / "ihc" / "deepliif"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 os.environ.setdefault("CI", "true")  # no progress bars in the timed loop
 
-from ihc import load_marker, score_slide
-from wsi import Slide
-from wsi.synth import write_ihc_slide
+from liposcope.ihc import load_marker, score_slide
+from liposcope.synth import write_ihc_slide
+from liposcope.wsi import Slide
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 python bench/ihc_unseen.py [--seed0 50000] [--images 8] [--workdir bench/.cache/ihc-unseen]
 
-It shares no code with ``wsi.synth``: whole-image numpy drawing, nuclei as polygons with a random radial Fourier
+It shares no code with ``liposcope.synth``: whole-image numpy drawing, nuclei as polygons with a random radial Fourier
 outline, lognormal sizes, spindle to round shapes, overlaps (optical densities add), smooth / granular / vesicular
 chromatin with nucleoli, granular DAB, cytoplasm and stroma fibres with faint DAB, an uneven illumination field,
 out-of-focus patches, Gaussian noise, random stain vectors (Beer-Lambert) and JPEG compression. Each image is
@@ -22,8 +22,8 @@ import numpy as np
 
 os.environ.setdefault("CI", "true")  # no progress bars
 
-from ihc import load_marker, score_slide
-from wsi.points import f1_score, match_points
+from liposcope.ihc import load_marker, score_slide
+from liposcope.wsi.points import f1_score, match_points
 
 DAB_BINS = ((0.0, 0.1), (0.26, 0.34), (0.46, 0.54), (0.68, 0.95))  # designed mean nuclear DAB OD per grade
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from training.train_mil import load_train_config, train_mil
+from liposcope.training.crossval import load_train_config, train_mil
 
 HEADS = ("abmil", "meanpool", "transmil")
 

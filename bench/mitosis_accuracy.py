@@ -2,7 +2,7 @@
 
 --draw held-out: the training generator, only the figure families the packaged detector never saw
 --draw all: the training generator, every family
---draw blind: the independent drawing process (wsi/synth/mitoses_blind.py), never used for training or tuning
+--draw blind: the independent drawing process (synth/mitoses_blind.py), never used for training or tuning
 
 python bench/mitosis_accuracy.py --draw held-out --seed 20000
 python bench/mitosis_accuracy.py --draw all --mpp 0.5 --model run20/model   # 20x slides, a 0.5 µm/px model
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mitoses.detect import Detector
-from mitoses.evaluate import evaluate_slide, summarise
-from mitoses.settings import load_settings
-from wsi.synth.mitoses import HELD_OUT_FAMILIES, SHAPES, family_shapes, load_mitosis_truth, write_mitosis_slide
-from wsi.synth.mitoses_blind import write_blind_slide
+from liposcope.mitoses.detect import Detector
+from liposcope.mitoses.evaluate import evaluate_slide, summarise
+from liposcope.mitoses.settings import load_settings
+from liposcope.synth.mitoses import HELD_OUT_FAMILIES, SHAPES, family_shapes, load_mitosis_truth, write_mitosis_slide
+from liposcope.synth.mitoses_blind import write_blind_slide
 
 LABELS = ("PLPS", "MLPS", "WDLPS", "DDLPS")
 

@@ -18,12 +18,12 @@ import numpy as np
 import openslide
 import torch
 
-from mitoses.detect import Detector
-from mitoses.run import detect_mitoses
-from mitoses.settings import load_settings
-from wsi.slide import Slide
-from wsi.synth.mitoses import SHAPES, write_mitosis_slide
-from wsi.tissue import detect_tissue
+from liposcope.mitoses.detect import Detector
+from liposcope.mitoses.run import detect_mitoses
+from liposcope.mitoses.settings import load_settings
+from liposcope.synth.mitoses import SHAPES, write_mitosis_slide
+from liposcope.wsi.slide import Slide
+from liposcope.wsi.tissue import detect_tissue
 
 
 def main() -> None:

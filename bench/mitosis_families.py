@@ -1,6 +1,6 @@
 """Leave-one-family-out: train the mitosis classifier without one figure family, test on fresh seeds.
 
-For each family of ``wsi.synth.mitosis_shapes.FAMILIES``, the classifier is trained (``train-mitosis``'s recipe,
+For each family of ``liposcope.synth.mitosis_shapes.FAMILIES``, the classifier is trained (``train-mitosis``'s recipe,
 fewer epochs) on slides whose figures of that family are left out of the patches (neither positive nor
 negative), its threshold chosen on validation slides without them; then it runs end to end (threshold, NMS,
 7.5 µm matching) on test slides of seeds never used, every family planted. Reported per held-out family:
@@ -21,15 +21,22 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from mitoses.annotations import read_annotations
-from mitoses.detect import CLASSES, KIND, Detector, suppress
-from mitoses.settings import load_settings
-from mitoses.train import MitosisTrainConfig, SlideSamples, collect_samples, fit_classifier
-from training.backbones import create_backbone
-from training.checkpoint import HeadSpec, ModelCard
-from wsi.grid import TileSpec
-from wsi.points import f1_score, match_points
-from wsi.synth.mitoses import FAMILIES, SHAPES, family_of, load_mitosis_truth, mitosis_truth_path, write_mitosis_slide
+from liposcope.mitoses.annotations import read_annotations
+from liposcope.mitoses.detect import CLASSES, KIND, Detector, suppress
+from liposcope.mitoses.settings import MitosisTrainConfig, load_settings
+from liposcope.mitoses.train import SlideSamples, collect_samples, fit_classifier
+from liposcope.models.backbones import create_backbone
+from liposcope.models.card import HeadSpec, ModelCard
+from liposcope.synth.mitoses import (
+    FAMILIES,
+    SHAPES,
+    family_of,
+    load_mitosis_truth,
+    mitosis_truth_path,
+    write_mitosis_slide,
+)
+from liposcope.wsi.grid import TileSpec
+from liposcope.wsi.points import f1_score, match_points
 
 LABELS = ("PLPS", "MLPS", "WDLPS", "DDLPS")
 

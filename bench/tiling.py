@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from liposcope.errors import NoTissueError
-from wsi import Slide, TileBlockDataset, TileGrid, TileReader, TileSpec, build_grid, detect_tissue
+from liposcope.wsi import Slide, TileBlockDataset, TileGrid, TileReader, TileSpec, build_grid, detect_tissue
 
 SLIDE_MPP, TILE_MPP, TILE_PX = 0.25, 0.5, 224
 RSS_HELPER = (
@@ -55,7 +55,7 @@ def _worker_init(_: int) -> None:
 
 def synthetic_slide(workdir: Path, size: int) -> Path:
     """A cached ``size`` x ``size`` synthetic DDLPS slide at 0.25 µm/px (generic tiled JPEG TIFF)."""
-    from wsi.synth import write_slide
+    from liposcope.synth import write_slide
 
     path = workdir / f"ddlps_{size}px_mpp{SLIDE_MPP}.tiff"
     if not path.is_file():

@@ -21,7 +21,7 @@ import numpy as np
 
 from liposcope.cli import main
 from liposcope.viewer import build_registry, start
-from wsi.geojson import feature_collection, point_features, write_geojson
+from liposcope.wsi.geojson import feature_collection, point_features, write_geojson
 
 FRAMES = """async (seconds) => {
   const canvas = document.querySelector('.openseadragon-canvas');

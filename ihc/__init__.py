@@ -1,15 +1,20 @@
 """IHC scoring of nuclear DAB markers (Ki-67, MDM2, ...): nuclei, intensity classes, indices, hotspot.
 
 Example:
-    >>> from ihc import load_marker, ihc_to_folder  # doctest: +SKIP
+    >>> from liposcope.ihc import load_marker, ihc_to_folder  # doctest: +SKIP
     >>> result, folder = ihc_to_folder("case-ki67.svs", load_marker("ki67"), "out")  # doctest: +SKIP
 """
 
-from ihc.annotations import read_deepliif_mask
-from ihc.marker import Marker, load_marker
-from ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
-from ihc.run import IHCResult, ihc_to_folder, score_slide
-from ihc.score import CLASSES, find_hotspot, grade, summarise
+from typing import TYPE_CHECKING
+
+from liposcope._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from liposcope.ihc.annotations import read_deepliif_mask
+    from liposcope.ihc.marker import Marker, load_marker
+    from liposcope.ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
+    from liposcope.ihc.run import IHCResult, ihc_to_folder, score_slide
+    from liposcope.ihc.score import CLASSES, find_hotspot, grade, summarise
 
 __all__ = [
     "CLASSES",
@@ -27,3 +32,5 @@ __all__ = [
     "score_slide",
     "summarise",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -24,8 +24,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from skimage.segmentation import watershed
 
-from ihc.marker import NucleusParams, StainVectors
-from wsi.stain import deconvolve, estimate_background, macenko_vectors, optical_density, stain_matrix
+from liposcope.ihc.marker import NucleusParams, StainVectors
+from liposcope.wsi.stain import deconvolve, estimate_background, macenko_vectors, optical_density, stain_matrix
 
 _DOG_RATIO = 1.6  # outer / inner Gaussian of the blob filter (≈ Laplacian of Gaussian)
 _SCALE_STEP = 1.25  # ratio of successive blob scales

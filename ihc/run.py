@@ -15,17 +15,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ihc.marker import Marker
-from ihc.nuclei import Deconvolver, Nuclei, context_um, detect_nuclei, make_deconvolver
-from ihc.score import CLASSES, HotspotResult, find_hotspot, grade, summarise
-from inference.report import Section, facts_table, write_section
 from liposcope.config import to_dict
 from liposcope.errors import SlideError, where
+from liposcope.ihc.marker import Marker
+from liposcope.ihc.nuclei import Deconvolver, Nuclei, context_um, detect_nuclei, make_deconvolver
+from liposcope.ihc.score import CLASSES, HotspotResult, find_hotspot, grade, summarise
 from liposcope.io import finished_with, output_dir, provenance, write_json, write_png
-from wsi.geojson import class_color, feature_collection, point_features, write_geojson
-from wsi.slide import Slide, slide_id_from_path
-from wsi.stream import check_region, core_tiles, in_box, tissue_mm2
-from wsi.tissue import TissueMask, TissueParams, detect_tissue
+from liposcope.report import Section, facts_table, write_section
+from liposcope.wsi.geojson import class_color, feature_collection, point_features, write_geojson
+from liposcope.wsi.slide import Slide, slide_id_from_path
+from liposcope.wsi.stream import check_region, core_tiles, in_box, tissue_mm2
+from liposcope.wsi.tissue import TissueMask, TissueParams, detect_tissue
 
 IHC_JSON, NUCLEI_GEOJSON, OVERLAY_PNG, OVERVIEW_PNG = "ihc.json", "nuclei.geojson", "overlay.png", "overview.png"
 METRIC_WORDS = {"labelling_index_pct": ("labelling index", " %"), "h_score": ("H-score", "")}

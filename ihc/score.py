@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ihc.marker import Hotspot, Intensity, Marker
-from wsi.hotspot import square_windows
+from liposcope.ihc.marker import Hotspot, Intensity, Marker
+from liposcope.wsi.hotspot import square_windows
 
 CLASSES = ("Negative", "Weak", "Moderate", "Strong")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from inference.predict import load_model
-from inference.result import SlidePrediction
-from inference.run import predict_to_folder
+from liposcope.inference.predict import load_model
+from liposcope.inference.result import SlidePrediction
+from liposcope.inference.run import predict_to_folder
 
 #: Size of the demo slide: 4 x 3 mm at 0.5 µm/px, like the slides the demo model was trained on.
 DEMO_WIDTH, DEMO_HEIGHT, DEMO_MPP = 8000, 6000, 0.5
@@ -19,7 +19,7 @@ DISCLAIMER = (
 
 def demo_model_dir() -> Path:
     """The packaged demo model folder (see its README.md for how it was trained)."""
-    return Path(str(resources.files("inference") / "demo_model"))
+    return Path(str(resources.files("liposcope.inference") / "demo_model"))
 
 
 def run_demo(out: str | Path, *, subtype: str = "DDLPS", seed: int = 7) -> tuple[Path, SlidePrediction | None, Path]:
@@ -31,7 +31,7 @@ def run_demo(out: str | Path, *, subtype: str = "DDLPS", seed: int = 7) -> tuple
     Example:
         >>> slide, pred, folder = run_demo("demo")  # doctest: +SKIP
     """
-    from wsi.synth import write_slide
+    from liposcope.synth import write_slide
 
     slide = Path(out) / "slides" / f"demo-{subtype.lower()}-{seed}.tiff"
     if not slide.is_file():

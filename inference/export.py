@@ -13,11 +13,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from inference.heatmap import GREY, draw_text
-from inference.result import SlidePrediction
+from liposcope.inference.heatmap import GREY, draw_text
+from liposcope.inference.result import SlidePrediction
 from liposcope.io import provenance, write_json
-from wsi.geojson import feature_collection, polygon_features, write_geojson
-from wsi.slide import Slide
+from liposcope.report import Section, escape, facts_table, warnings_html
+from liposcope.wsi.geojson import feature_collection, polygon_features, write_geojson
+from liposcope.wsi.slide import Slide
 
 #: Gallery layout: tiles per row, displayed tile side range and caption height, in pixels.
 COLUMNS, MIN_CELL, MAX_CELL, CAPTION_PX, GAP_PX = 4, 256, 512, 52, 8
@@ -140,3 +141,57 @@ def render_top_tiles(pred: SlidePrediction, slide: Slide, k: int = 8) -> np.ndar
         draw_text(canvas, head, (left + 2, top + cell + 20), 0.48)
         draw_text(canvas, f"x {x}, y {y} (level-0 px)", (left + 2, top + cell + 42), 0.45, GREY)
     return canvas
+
+
+def subtype_section(pred: SlidePrediction, heatmap_rgb: np.ndarray, gallery_rgb: np.ndarray) -> Section:
+    """The H&E subtype section: call, probabilities, warnings, tiling facts, heatmap and top tiles.
+
+    Example:
+        >>> write_section(out / pred.slide_id, subtype_section(pred, render_heatmap(pred), gallery))  # doctest: +SKIP
+    """
+    order = np.argsort(-np.asarray(pred.probabilities), kind="stable")
+    rows = "".join(
+        f'<tr class="{"top" if k == order[0] and not pred.abstained else ""}"><td>{escape(pred.classes[k])}</td>'
+        f'<td class="num">{pred.probabilities[k]:.3f}</td>'
+        f'<td><span class="bar" style="width:{200 * float(pred.probabilities[k]):.0f}px"></span></td></tr>'
+        for k in order
+    )
+    facts = {
+        "Tiles analysed": f"{len(pred.attention)}",
+        "Tissue area": f"{pred.tissue_area_mm2:.2f} mm²",
+        "Slide resolution": f"{pred.slide_mpp:.4g} µm/px (from {pred.mpp_source})",
+        "Model tiles": f"{pred.tile_px} px at {pred.target_mpp:g} µm/px",
+        "Model": _model_name(pred.model),
+        "liposcope version": str(pred.provenance.get("liposcope_version", "unknown")),
+    }
+    parts = [
+        warnings_html(pred.warnings),
+        _headline(pred),
+        f"<table><tr><th>Class</th><th>Probability</th><th></th></tr>{rows}</table>",
+        facts_table(facts),
+        '<p class="note">The heatmap colours each tissue tile by its attention rank: where the model looked '
+        "to reach its call, not a map of tumour. Check the highest-attention tiles below against the slide.</p>",
+    ]
+    images = {"Attention heatmap": heatmap_rgb, "Highest-attention tiles (model resolution)": gallery_rgb}
+    prov = {"slide_path": pred.slide_path, "model": pred.model, **pred.provenance}
+    title = "Liposarcoma subtype (H&E)"
+    return Section("subtype", title, "\n".join(p for p in parts if p), images, pred.slide_id, prov)
+
+
+def _headline(pred: SlidePrediction) -> str:
+    """The call in bold, or "No call" with the reasons (then the probabilities follow, unbolded)."""
+    if not pred.abstained:
+        call = f"<b>{escape(pred.predicted_class)}</b> (probability {pred.confidence:.2f})"
+        return f'<p class="call">Predicted subtype: {call}</p>'
+    reasons = "; ".join(pred.abstain_reasons)
+    return (
+        f'<p class="call nocall">No call: the model abstains because {escape(reasons)}.</p>'
+        '<p class="note">The probabilities below are shown for review only; they are not a call.</p>'
+    )
+
+
+def _model_name(model: dict[str, Any]) -> str:
+    for key in ("name", "path", "folder", "dir"):
+        if model.get(key):
+            return str(model[key])
+    return "unknown"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from inference.result import SlidePrediction
+from liposcope.inference.result import SlidePrediction
 
 COLORMAP = cv2.COLORMAP_TURBO
 #: Opacity of the colour over tissue tiles.

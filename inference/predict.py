@@ -17,15 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.result import SlidePrediction
 from liposcope.errors import ModelCardError, where
+from liposcope.inference.result import SlidePrediction
 from liposcope.io import provenance, sha256_file
-from training.backbones import Backbone, backbone_from_spec
-from training.checkpoint import WEIGHTS_FILE, ModelCard, load_mil
-from training.features import encode, pick_device
-from training.metrics import softmax
-from wsi import Slide, TissueParams, build_grid, detect_tissue
-from wsi.stain import stain_descriptor
+from liposcope.models.backbones import Backbone, backbone_from_spec
+from liposcope.models.calibration import softmax
+from liposcope.models.card import WEIGHTS_FILE, ModelCard, load_mil
+from liposcope.models.encode import encode, pick_device
+from liposcope.wsi import Slide, TissueParams, build_grid, detect_tissue
+from liposcope.wsi.stain import stain_descriptor
 
 log = logging.getLogger(__name__)
 

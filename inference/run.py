@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inference.export import render_top_tiles, write_heatmap_geojson, write_prediction_json
-from inference.heatmap import render_heatmap
-from inference.predict import Model, predict_slide
-from inference.report import subtype_section, write_section
-from inference.result import SlidePrediction
+from liposcope.inference.export import render_top_tiles, subtype_section, write_heatmap_geojson, write_prediction_json
+from liposcope.inference.heatmap import render_heatmap
+from liposcope.inference.predict import Model, predict_slide
+from liposcope.inference.result import SlidePrediction
 from liposcope.io import output_dir, write_png
-from wsi import Slide, slide_id_from_path
+from liposcope.report import write_section
+from liposcope.wsi import Slide, slide_id_from_path
 
 PREDICTION_JSON = "prediction.json"
 

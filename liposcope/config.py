@@ -13,13 +13,28 @@ import typing
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from liposcope.errors import ConfigError
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 T = TypeVar("T")
+
+
+def packaged_configs() -> Traversable:
+    """The folder of packaged YAML defaults: ``liposcope/configs/`` when installed from a wheel.
+
+    ``configs/`` holds data, not code, so it has no ``__init__.py``; an editable install cannot map such a folder
+    into the namespace, and there it is found beside ``liposcope/`` in the checkout.
+    """
+    try:
+        return resources.files("liposcope.configs")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "configs"
 
 
 def load_yaml(source: str | Path) -> dict[str, Any]:
@@ -30,7 +45,7 @@ def load_yaml(source: str | Path) -> dict[str, Any]:
     """
     path = Path(source)
     if not path.suffix:
-        packaged = resources.files("configs") / f"{source}.yaml"
+        packaged = packaged_configs() / f"{source}.yaml"
         if not packaged.is_file():
             msg = f"{source}: no such packaged config; pass a path to a .yaml file"
             raise ConfigError(msg)
@@ -71,7 +86,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "config") -> 
         ConfigError: naming the source, the key and (for typos) the closest valid key.
 
     Example:
-        >>> from wsi.tissue import TissueParams
+        >>> from liposcope.wsi.tissue import TissueParams
         >>> from_dict(TissueParams, load_yaml("tiling")["tissue"]).mask_mpp
         4.0
     """

@@ -1,18 +1,23 @@
 """Mitoses per 10 HPF on H&E: two-stage detection, counting by physical area, FNCLCC scores.
 
 Example:
-    >>> from mitoses import mitoses_to_folder  # doctest: +SKIP
+    >>> from liposcope.mitoses import mitoses_to_folder  # doctest: +SKIP
     >>> result, folder = mitoses_to_folder("case.svs", "out")  # doctest: +SKIP
     >>> result.counts.hotspot_per_10hpf, result.counts.mitotic_score  # doctest: +SKIP
 """
 
-from mitoses.annotations import PointAnnotations, read_annotations, write_points_csv
-from mitoses.count import MitosisCount, count_mitoses
-from mitoses.detect import Detector, find_candidates, suppress
-from mitoses.fnclcc import Grade, fnclcc_grade, hpf_area_mm2, mitotic_score
-from mitoses.run import MitosisResult, detect_mitoses, mitoses_to_folder
-from mitoses.settings import MitosisSettings, load_settings
-from mitoses.train import MitosisTrainConfig, train_mitosis
+from typing import TYPE_CHECKING
+
+from liposcope._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from liposcope.mitoses.annotations import PointAnnotations, read_annotations, write_points_csv
+    from liposcope.mitoses.count import MitosisCount, count_mitoses
+    from liposcope.mitoses.detect import Detector, find_candidates, suppress
+    from liposcope.mitoses.fnclcc import Grade, fnclcc_grade, hpf_area_mm2, mitotic_score
+    from liposcope.mitoses.run import MitosisResult, detect_mitoses, mitoses_to_folder
+    from liposcope.mitoses.settings import MitosisSettings, MitosisTrainConfig, load_settings
+    from liposcope.mitoses.train import train_mitosis
 
 __all__ = [
     "Detector",
@@ -35,3 +40,5 @@ __all__ = [
     "train_mitosis",
     "write_points_csv",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

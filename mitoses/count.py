@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mitoses.fnclcc import mitotic_score, window_side_px
-from mitoses.settings import Counting
-from wsi.hotspot import square_windows
-from wsi.stream import Box
-from wsi.tissue import TissueMask
+from liposcope.mitoses.fnclcc import mitotic_score, window_side_px
+from liposcope.mitoses.settings import Counting
+from liposcope.wsi.hotspot import square_windows
+from liposcope.wsi.stream import Box
+from liposcope.wsi.tissue import TissueMask
 
 
 @dataclass(frozen=True)

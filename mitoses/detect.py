@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from mitoses.settings import CandidateParams, MitosisSettings
-from training.backbones import Backbone, load_classifier
-from training.checkpoint import ModelCard
-from wsi.slide import Slide
-from wsi.stain import EOSIN, HEMATOXYLIN_HE, deconvolve, optical_density, stain_matrix
-from wsi.stream import Box, CoreTile, core_tiles, in_box
-from wsi.tissue import TissueMask
+from liposcope.mitoses.settings import CandidateParams, MitosisSettings
+from liposcope.models.backbones import Backbone, load_classifier
+from liposcope.models.card import ModelCard
+from liposcope.wsi.slide import Slide
+from liposcope.wsi.stain import EOSIN, HEMATOXYLIN_HE, deconvolve, optical_density, stain_matrix
+from liposcope.wsi.stream import Box, CoreTile, core_tiles, in_box
+from liposcope.wsi.tissue import TissueMask
 
 KIND = "mitosis-classifier"
 CLASSES = ("non-mitosis", "mitosis")
@@ -75,7 +75,7 @@ class Detector:
         Raises:
             ModelCardError: the folder is not a mitosis model.
         """
-        folder = Path(model_dir) if model_dir is not None else Path(str(resources.files("mitoses") / "model"))
+        folder = Path(model_dir) if model_dir is not None else Path(str(resources.files("liposcope.mitoses") / "model"))
         backbone, card = load_classifier(folder, KIND)
         return cls(backbone, card, "packaged" if model_dir is None else str(folder))
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mitoses.count import count_mitoses
-from mitoses.detect import Detector
-from mitoses.run import detect_mitoses
-from mitoses.settings import MitosisSettings, load_settings
-from wsi.points import f1_score, match_points
-from wsi.slide import Slide
-from wsi.tissue import detect_tissue
+from liposcope.mitoses.count import count_mitoses
+from liposcope.mitoses.detect import Detector
+from liposcope.mitoses.run import detect_mitoses
+from liposcope.mitoses.settings import MitosisSettings, load_settings
+from liposcope.wsi.points import f1_score, match_points
+from liposcope.wsi.slide import Slide
+from liposcope.wsi.tissue import detect_tissue
 
 MATCH_UM = 7.5
 

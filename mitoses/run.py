@@ -16,19 +16,19 @@ from typing import Any
 import cv2
 import numpy as np
 
-from inference.report import Section, facts_table, write_section
 from liposcope.config import to_dict
 from liposcope.errors import SlideError, where
 from liposcope.io import finished_with, output_dir, provenance, write_json, write_png
-from mitoses.count import MitosisCount, count_mitoses, plausibility_warning
-from mitoses.detect import Candidates, Detector, stream_candidates, suppress
-from mitoses.fnclcc import Grade, fnclcc_grade
-from mitoses.settings import MitosisSettings, load_settings
-from wsi.geojson import feature_collection, point_features, write_geojson
-from wsi.slide import Slide, slide_id_from_path
-from wsi.stain import estimate_background
-from wsi.stream import Box, check_region, in_box, tissue_mm2
-from wsi.tissue import detect_tissue
+from liposcope.mitoses.count import MitosisCount, count_mitoses, plausibility_warning
+from liposcope.mitoses.detect import Candidates, Detector, stream_candidates, suppress
+from liposcope.mitoses.fnclcc import Grade, fnclcc_grade
+from liposcope.mitoses.settings import MitosisSettings, load_settings
+from liposcope.report import Section, facts_table, write_section
+from liposcope.wsi.geojson import feature_collection, point_features, write_geojson
+from liposcope.wsi.slide import Slide, slide_id_from_path
+from liposcope.wsi.stain import estimate_background
+from liposcope.wsi.stream import Box, check_region, in_box, tissue_mm2
+from liposcope.wsi.tissue import detect_tissue
 
 MITOSES_JSON, MITOSES_GEOJSON, HOTSPOT_PNG, GALLERY_PNG = (
     "mitoses.json",

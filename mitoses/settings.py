@@ -7,7 +7,7 @@ from pathlib import Path
 
 from liposcope.config import from_dict, load_yaml, merge
 from liposcope.errors import ConfigError
-from mitoses.fnclcc import hpf_area_mm2
+from liposcope.mitoses.fnclcc import hpf_area_mm2
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,25 @@ def _check(s: MitosisSettings, source: str) -> None:
     bad = [message for failed, message in problems if failed]
     if bad:
         raise ConfigError(f"{source}: " + "; ".join(bad))
+
+
+@dataclass(frozen=True)
+class MitosisTrainConfig:
+    """Training hyperparameters (``liposcope train-mitosis --help`` explains each)."""
+
+    backbone: str = "lcnet_050"
+    weights: str = "random"
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.25
+    negatives_per_positive: float = 4.0
+    pool_per_slide: int = 5000
+    stain_jitter: float = 0.2
+    scale_jitter: float = 0.2
+    blur_px: float = 1.2
+    noise: float = 6.0
+    match_um: float = 7.5
+    seed: int = 0
+    device: str = "auto"

@@ -23,9 +23,8 @@ from scipy.spatial import cKDTree
 
 from liposcope.errors import AnnotationError, where
 from liposcope.io import provenance, write_json
-from liposcope.progress import progress
-from mitoses.annotations import MITOSIS, PointAnnotations, read_annotations
-from mitoses.detect import (
+from liposcope.mitoses.annotations import MITOSIS, PointAnnotations, read_annotations
+from liposcope.mitoses.detect import (
     CLASSES,
     KIND,
     Candidates,
@@ -34,41 +33,20 @@ from mitoses.detect import (
     stream_candidates,
     suppress,
 )
-from mitoses.settings import MitosisSettings
-from training.augment import flip_rotate, hed_jitter, scale_blur_noise
-from training.backbones import create_backbone
-from training.checkpoint import HeadSpec, ModelCard, save_model
-from training.features import pick_device
-from wsi.grid import TileSpec
-from wsi.points import f1_score, match_points
-from wsi.slide import Slide, slide_id_from_path
-from wsi.stain import estimate_background
-from wsi.tissue import detect_tissue
+from liposcope.mitoses.settings import MitosisSettings, MitosisTrainConfig
+from liposcope.models.augment import flip_rotate, hed_jitter, scale_blur_noise
+from liposcope.models.backbones import create_backbone
+from liposcope.models.card import HeadSpec, ModelCard, save_model
+from liposcope.models.encode import pick_device
+from liposcope.progress import progress
+from liposcope.wsi.grid import TileSpec
+from liposcope.wsi.points import f1_score, match_points
+from liposcope.wsi.slide import Slide, slide_id_from_path
+from liposcope.wsi.stain import estimate_background
+from liposcope.wsi.tissue import detect_tissue
 
 log = logging.getLogger(__name__)
 _THRESHOLDS = np.round(np.arange(0.05, 0.99, 0.05), 2)
-
-
-@dataclass(frozen=True)
-class MitosisTrainConfig:
-    """Training hyperparameters (``liposcope train-mitosis --help`` explains each)."""
-
-    backbone: str = "lcnet_050"
-    weights: str = "random"
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.25
-    negatives_per_positive: float = 4.0
-    pool_per_slide: int = 5000
-    stain_jitter: float = 0.2
-    scale_jitter: float = 0.2
-    blur_px: float = 1.2
-    noise: float = 6.0
-    match_um: float = 7.5
-    seed: int = 0
-    device: str = "auto"
 
 
 @dataclass(frozen=True)

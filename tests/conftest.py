@@ -34,7 +34,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def he_slides(synth_dir: Path) -> dict[str, Path]:
     """One small synthetic H&E slide per subtype at 0.5 µm/px (fixed seeds)."""
-    from wsi.synth import write_slide
+    from liposcope.synth import write_slide
 
     paths = {}
     for k, label in enumerate(SUBTYPES):

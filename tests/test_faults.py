@@ -24,7 +24,7 @@ import pytest
 import tifffile
 
 from liposcope.cli import main
-from wsi.jpegtiff import CHECKED_TILES
+from liposcope.wsi.jpegtiff import CHECKED_TILES
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "inference" / "demo_model"
 #: Files whose presence makes a rerun skip the slide.
@@ -35,7 +35,7 @@ FEATURES = ["--backbone", "mobilenetv3_small_050", "--weights", "random", "--til
 @pytest.fixture(scope="module")
 def slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated H&E slide (pyramidal JPEG TIFF, 0.5 µm/px)."""
-    from wsi.synth import write_slide
+    from liposcope.synth import write_slide
 
     path = tmp_path_factory.mktemp("faults") / "case.tiff"
     write_slide(path, label="DDLPS", seed=3, width_px=1600, height_px=1200, mpp=0.5)

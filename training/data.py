@@ -16,9 +16,9 @@ import torch
 from sklearn.model_selection import StratifiedGroupKFold
 
 from liposcope.errors import AnnotationError, LiposcopeError, where
+from liposcope.models.card import BackboneSpec, Normalisation
 from liposcope.progress import progress
-from training.checkpoint import BackboneSpec, Normalisation
-from wsi.grid import TileSpec
+from liposcope.wsi.grid import TileSpec
 
 log = logging.getLogger(__name__)
 

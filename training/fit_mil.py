@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data import SlideBag
-from training.mil import create_mil
-from training.mil.standardise import fit_standardiser
-from training.schedule import clipped_step, left_chance, warmup_schedule
+from liposcope.models.mil import create_mil
+from liposcope.models.mil.standardise import fit_standardiser
+from liposcope.training.data import SlideBag
+from liposcope.training.schedule import clipped_step, left_chance, warmup_schedule
 
 if TYPE_CHECKING:
-    from training.train_mil import TrainConfig
+    from liposcope.training.crossval import TrainConfig
 
 
 @dataclass(frozen=True)

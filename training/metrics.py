@@ -5,17 +5,12 @@ Undefined values (AUROC of a class absent from a fold) are ``None``, which JSON 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 import cv2
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
-
-log = logging.getLogger(__name__)
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
@@ -78,37 +73,6 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: in
         in_bin = bins == b
         total += in_bin.sum() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(total / len(y_true))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` (n x c).
-
-    Example:
-        >>> softmax(np.array([[0.0, 0.0]])).tolist()
-        [[0.5, 0.5]]
-    """
-    probs: np.ndarray = np.exp(log_softmax(logits / temperature, axis=1))
-    return probs
-
-
-def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
-    """Temperature T minimising the NLL of ``softmax(logits / T)`` (bounded 1-D search over log T).
-
-    Example:
-        >>> round(fit_temperature(np.array([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0]]), np.array([0, 1, 1])), 1) > 1
-        True
-    """
-    if len(y_true) == 0:
-        return 1.0
-    rows = np.arange(len(y_true))
-
-    def nll(log_t: float) -> float:
-        return float(-log_softmax(logits / np.exp(log_t), axis=1)[rows, y_true].mean())
-
-    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    temperature = float(np.exp(result.x))
-    log.info("temperature %.3f (NLL %.4f → %.4f)", temperature, nll(0.0), result.fun)
-    return temperature
 
 
 def draw_confusion(confusion: np.ndarray, classes: Sequence[str], title: str = "") -> np.ndarray:

@@ -25,17 +25,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from liposcope.errors import AnnotationError, ConfigError, where
 from liposcope.io import provenance, write_json
+from liposcope.models.augment import flip_rotate, hed_jitter
+from liposcope.models.backbones import Backbone, create_backbone
+from liposcope.models.card import HeadSpec, ModelCard, save_model
+from liposcope.models.encode import pick_device
 from liposcope.progress import progress
-from training.augment import flip_rotate, hed_jitter
-from training.backbones import Backbone, create_backbone
-from training.baseline import fit_predict, gap_warning
-from training.checkpoint import HeadSpec, ModelCard, save_model
-from training.data import inner_split, read_labels
-from training.features import pick_device
-from training.metrics import classification_metrics
-from training.schedule import SCHEDULES, clipped_step, left_chance, warmup_schedule
-from wsi.grid import TileGrid
-from wsi.tiling import TILE_IMAGES, TILES_H5
+from liposcope.training.baseline import fit_predict, gap_warning
+from liposcope.training.data import inner_split, read_labels
+from liposcope.training.metrics import classification_metrics
+from liposcope.training.schedule import SCHEDULES, clipped_step, left_chance, warmup_schedule
+from liposcope.wsi.grid import TileGrid
+from liposcope.wsi.tiling import TILE_IMAGES, TILES_H5
 
 log = logging.getLogger(__name__)
 

@@ -1,17 +1,21 @@
 """Slides in, tiles out: slide access, tissue detection, tile grids and tile datasets.
 
-``import wsi`` does not import torch; ``TileDataset`` and ``TileBlockDataset`` load it on first use.
+Importing the package loads nothing heavy; each name is imported on first use (``TileDataset`` brings torch).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from wsi.grid import TileGrid, TileSpec, build_grid
-from wsi.reader import TileReader
-from wsi.slide import MPP, Slide, open_slide, slide_id_from_path
-from wsi.tiling import tile_slide, tiling_config
-from wsi.tissue import TissueMask, TissueParams, detect_tissue
+from liposcope._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from liposcope.wsi.dataset import TileBlockDataset, TileDataset
+    from liposcope.wsi.grid import TileGrid, TileSpec, build_grid
+    from liposcope.wsi.reader import TileReader
+    from liposcope.wsi.slide import MPP, Slide, open_slide, slide_id_from_path
+    from liposcope.wsi.tiling import tile_slide, tiling_config
+    from liposcope.wsi.tissue import TissueMask, TissueParams, detect_tissue
 
 __all__ = [
     "MPP",
@@ -31,11 +35,4 @@ __all__ = [
     "tiling_config",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("TileDataset", "TileBlockDataset"):
-        from wsi import dataset
-
-        return getattr(dataset, name)
-    msg = f"module 'wsi' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__, __dir__ = lazy_exports(__name__, __file__)

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import Dataset
 
 from liposcope.errors import LiposcopeError
-from wsi.grid import TileGrid
-from wsi.reader import TileReader, group_blocks
-from wsi.slide import Slide
+from liposcope.wsi.grid import TileGrid
+from liposcope.wsi.reader import TileReader, group_blocks
+from liposcope.wsi.slide import Slide
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 T = TypeVar("T")

@@ -13,8 +13,8 @@ import numpy as np
 from liposcope import __version__
 from liposcope.errors import ConfigError, NoTissueError, SlideError, printable, where
 from liposcope.io import h5_output
-from wsi.slide import Slide
-from wsi.tissue import TissueMask
+from liposcope.wsi.slide import Slide
+from liposcope.wsi.tissue import TissueMask
 
 #: Most tile positions a grid may lay (memory for their coordinates and tissue fractions stays under ~1 GB).
 MAX_GRID_POSITIONS = 1 << 26

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from wsi.grid import TileGrid
-from wsi.slide import Slide, resize
+from liposcope.wsi.grid import TileGrid
+from liposcope.wsi.slide import Slide, resize
 
 
 class TileReader:

@@ -20,8 +20,8 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from liposcope.errors import MissingMPPError, SlideError, where
-from wsi.jpegtiff import JpegTiff
-from wsi.tiffcheck import truncation
+from liposcope.wsi.jpegtiff import JpegTiff
+from liposcope.wsi.tiffcheck import truncation
 
 log = logging.getLogger(__name__)
 

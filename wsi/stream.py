@@ -14,8 +14,8 @@ import numpy as np
 
 from liposcope.errors import ConfigError, where
 from liposcope.progress import progress
-from wsi.slide import Slide
-from wsi.tissue import TissueMask
+from liposcope.wsi.slide import Slide
+from liposcope.wsi.tissue import TissueMask
 
 Box = tuple[float, float, float, float]
 

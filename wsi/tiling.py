@@ -14,10 +14,10 @@ from liposcope.config import from_dict, load_yaml, merge
 from liposcope.errors import printable
 from liposcope.io import atomic_path, output_dir, provenance, write_png
 from liposcope.progress import progress
-from wsi.grid import TileGrid, TileSpec, build_grid, check_tile_fits
-from wsi.reader import TileReader
-from wsi.slide import Slide, slide_id_from_path
-from wsi.tissue import TissueMask, TissueParams, detect_tissue
+from liposcope.wsi.grid import TileGrid, TileSpec, build_grid, check_tile_fits
+from liposcope.wsi.reader import TileReader
+from liposcope.wsi.slide import Slide, slide_id_from_path
+from liposcope.wsi.tissue import TissueMask, TissueParams, detect_tissue
 
 TILES_H5, TISSUE_PNG, TILE_IMAGES = "tiles.h5", "tissue.png", "tiles"
 

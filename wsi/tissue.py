@@ -16,8 +16,8 @@ import numpy as np
 
 from liposcope.config import from_dict, load_yaml
 from liposcope.errors import NoTissueError, SlideError, where
-from wsi.slide import Slide
-from wsi.stain import estimate_background, od_table
+from liposcope.wsi.slide import Slide
+from liposcope.wsi.stain import estimate_background, od_table
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from liposcope.errors import LiposcopeError, where
-from wsi.geojson import feature_collection, polygon_features
+from liposcope.wsi.geojson import feature_collection, polygon_features
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _folder_entry(folder: Path) -> SlideEntry | None:
 
 
 def _slide_entry(path: Path, folder: Path | None, results: dict[str, dict[str, Any]]) -> SlideEntry | None:
-    from wsi.slide import Slide
+    from liposcope.wsi.slide import Slide
 
     try:
         with Slide(path) as slide:

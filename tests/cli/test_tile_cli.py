@@ -64,7 +64,7 @@ def test_rerun_skips_finished_slides_and_redoes_changed_settings(
 
 
 def _blank_slide(path: Path) -> None:
-    from wsi.synth import write_pyramid
+    from liposcope.synth import write_pyramid
 
     write_pyramid(path, lambda x, y, w, h: np.full((h, w, 3), 240, np.uint8), 1024, 1024, 0.5)
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ihc import load_marker, read_deepliif_mask, score_slide
 from liposcope.cli import main
 from liposcope.errors import AnnotationError
-from wsi.points import f1_score, match_points
+from liposcope.ihc import load_marker, read_deepliif_mask, score_slide
+from liposcope.wsi.points import f1_score, match_points
 
 TILES = ("ki67_6_2", "ki67_22_2", "ki67_799_2")
 
@@ -57,7 +57,7 @@ def test_skimage_ihc_image(tmp_path: Path) -> None:
 
 
 def test_cli_outputs_resume_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from wsi.synth import write_ihc_slide
+    from liposcope.synth import write_ihc_slide
 
     slide = tmp_path / "case-ki67.tiff"
     write_ihc_slide(slide, seed=905, width_px=1536, height_px=1024, mpp=0.5, positive_fraction=0.25)
@@ -114,7 +114,7 @@ def test_cli_outputs_resume_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_mdm2_fish_line_and_small_area_note(tmp_path: Path) -> None:
     """MDM2 says FISH decides amplification; an area smaller than one hotspot window is said, not hidden."""
-    from wsi.synth import write_ihc_slide
+    from liposcope.synth import write_ihc_slide
 
     slide = tmp_path / "small-mdm2.tiff"
     write_ihc_slide(slide, seed=906, width_px=768, height_px=768, mpp=0.5, positive_fraction=0.4)

@@ -9,15 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from ihc import grade, load_marker, score_slide
-from ihc.marker import Intensity
-from ihc.nuclei import detect_nuclei, make_deconvolver
-from ihc.score import find_hotspot
 from liposcope.errors import ConfigError
-from wsi.hotspot import square_windows
-from wsi.points import f1_score, match_points
-from wsi.slide import Slide
-from wsi.synth import load_ihc_truth, write_ihc_slide
+from liposcope.ihc import grade, load_marker, score_slide
+from liposcope.ihc.marker import Intensity
+from liposcope.ihc.nuclei import detect_nuclei, make_deconvolver
+from liposcope.ihc.score import find_hotspot
+from liposcope.synth import load_ihc_truth, write_ihc_slide
+from liposcope.wsi.hotspot import square_windows
+from liposcope.wsi.points import f1_score, match_points
+from liposcope.wsi.slide import Slide
 
 
 def check_against_truth(path: Path, marker: str = "ki67", tolerance: tuple[float, float, float] = (2, 15, 0.9)) -> None:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from inference import load_model, predict_slide
-from inference.demo import DEMO_HEIGHT, DEMO_MPP, DEMO_WIDTH, DISCLAIMER, demo_model_dir
-from inference.result import SlidePrediction
 from liposcope.cli import main
-from wsi.synth import load_truth, write_slide
+from liposcope.inference import load_model, predict_slide
+from liposcope.inference.demo import DEMO_HEIGHT, DEMO_MPP, DEMO_WIDTH, DISCLAIMER, demo_model_dir
+from liposcope.inference.result import SlidePrediction
+from liposcope.synth import load_truth, write_slide
 
 
 def test_demo_model_is_small_and_documented() -> None:

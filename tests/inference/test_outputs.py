@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-import wsi
-from inference.export import render_top_tiles, write_heatmap_geojson, write_prediction_json
-from inference.heatmap import attention_rank, overlay_attention, render_heatmap
-from inference.report import DISCLAIMER, Section, subtype_section, write_section
-from inference.result import SlidePrediction
+from liposcope import wsi
+from liposcope.inference.export import render_top_tiles, subtype_section, write_heatmap_geojson, write_prediction_json
+from liposcope.inference.heatmap import attention_rank, overlay_attention, render_heatmap
+from liposcope.inference.result import SlidePrediction
 from liposcope.io import write_png
-from wsi.geojson import point_features, polygon_features
+from liposcope.report import DISCLAIMER, Section, write_section
+from liposcope.wsi.geojson import point_features, polygon_features
 
 CLASSES = ("WDLPS", "DDLPS", "MLPS", "PLPS")
 PREDICTION_KEYS = {
@@ -39,7 +39,7 @@ PREDICTION_KEYS = {
 
 @pytest.fixture(scope="module")
 def slide_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from wsi.synth import write_slide
+    from liposcope.synth import write_slide
 
     path = tmp_path_factory.mktemp("pred") / "ddlps.tiff"
     write_slide(path, label="DDLPS", seed=3, width_px=3000, height_px=2400, mpp=0.5)

@@ -13,7 +13,7 @@ import pytest
 
 from liposcope.cli import main
 from liposcope.errors import ModelCardError
-from wsi.synth import random_he_style, write_slide
+from liposcope.synth import random_he_style, write_slide
 
 TILING = ["--mpp", "2.0", "--tile-size", "48"]
 
@@ -21,7 +21,7 @@ TILING = ["--mpp", "2.0", "--tile-size", "48"]
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """features (seeded random test_resnet) + 2-fold abmil on a 16-slide synthetic cohort."""
-    from wsi.synth import write_cohort
+    from liposcope.synth import write_cohort
 
     root = tmp_path_factory.mktemp("model")
     labels = write_cohort(root / "slides", n_slides=16, seed=8, width_px=1600, height_px=1200, mpp=0.5)
@@ -63,7 +63,7 @@ def test_predict_writes_every_output_and_resumes(
 
 
 def test_warnings_for_little_tissue_and_unusual_stain(tiny_model: Path, tmp_path: Path) -> None:
-    from inference import load_model, predict_slide
+    from liposcope.inference import load_model, predict_slide
 
     model = load_model(tiny_model)
     small = tmp_path / "small.tiff"
@@ -93,7 +93,7 @@ def test_batch_isolates_failures(tiny_model: Path, he_slides: dict[str, Path], t
 
 
 def test_model_without_backbone_weights_is_refused(tiny_model: Path, tmp_path: Path) -> None:
-    from inference import load_model
+    from liposcope.inference import load_model
 
     card = json.loads((tiny_model / "model.json").read_text())
     card["backbone"]["weights_sha256"] = "0" * 64
@@ -131,7 +131,7 @@ def test_low_confidence_means_no_call_in_json_and_report(
 
 
 def test_demo_model_abstains_on_a_real_skin_slide(shared_data: Path, tmp_path: Path) -> None:
-    from inference.demo import demo_model_dir
+    from liposcope.inference.demo import demo_model_dir
 
     slide = shared_data / "slides" / "CMU-1-Small-Region.svs"
     assert main(["predict", str(slide), "--model", str(demo_model_dir()), "--out", str(tmp_path), "-q"]) == 0

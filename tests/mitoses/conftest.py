@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wsi.synth.mitoses import TRAIN_SHAPES, write_mitosis_slide
+from liposcope.synth.mitoses import TRAIN_SHAPES, write_mitosis_slide
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mitoses.detect import Detector
-from mitoses.evaluate import Outcome, evaluate_slide, summarise
-from wsi.synth.mitoses import HELD_OUT_FAMILIES, family_shapes, write_mitosis_slide
-from wsi.synth.mitoses_blind import write_blind_slide
+from liposcope.mitoses.detect import Detector
+from liposcope.mitoses.evaluate import Outcome, evaluate_slide, summarise
+from liposcope.synth.mitoses import HELD_OUT_FAMILIES, family_shapes, write_mitosis_slide
+from liposcope.synth.mitoses_blind import write_blind_slide
 
 LABELS = ("PLPS", "MLPS", "WDLPS", "DDLPS")
 HELD_OUT_SHAPES = family_shapes(HELD_OUT_FAMILIES)

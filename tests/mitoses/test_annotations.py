@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from liposcope.errors import AnnotationError
-from mitoses.annotations import LOOKALIKE, MITOSIS, PointAnnotations, read_annotations, write_points_csv
+from liposcope.mitoses.annotations import LOOKALIKE, MITOSIS, PointAnnotations, read_annotations, write_points_csv
 
 MIDOG = ("mitosis", "MIDOG++.json")
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from liposcope.cli import main
-from wsi.synth import write_slide
-from wsi.synth.mitoses import TRAIN_SHAPES, write_mitosis_slide
+from liposcope.synth import write_slide
+from liposcope.synth.mitoses import TRAIN_SHAPES, write_mitosis_slide
 
 CONTRACT = ("count", "tissue_area_mm2", "per_10hpf", "per_mm2", "hotspot_per_10hpf", "mitotic_score", "hpf_area_mm2")
 

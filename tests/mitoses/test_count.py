@@ -12,10 +12,10 @@ import pytest
 
 from liposcope.cli import main
 from liposcope.errors import MissingMPPError
-from mitoses.count import MitosisCount, count_mitoses, plausibility_warning
-from mitoses.run import detect_mitoses
-from mitoses.settings import Counting, load_settings
-from wsi.tissue import TissueMask
+from liposcope.mitoses.count import MitosisCount, count_mitoses, plausibility_warning
+from liposcope.mitoses.run import detect_mitoses
+from liposcope.mitoses.settings import Counting, load_settings
+from liposcope.wsi.tissue import TissueMask
 
 
 def _counting(field_number: float = 22.0, hpf_area_mm2: float | None = None) -> Counting:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mitoses.detect import cut_patches, find_candidates, suppress
-from mitoses.settings import load_settings
+from liposcope.mitoses.detect import cut_patches, find_candidates, suppress
+from liposcope.mitoses.settings import load_settings
 
 
 def test_candidates_are_dark_compact_objects() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from liposcope.errors import ConfigError
-from mitoses.fnclcc import (
+from liposcope.mitoses.fnclcc import (
     DEFAULT_FIELD_NUMBER,
     Grade,
     differentiation_score,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import openslide
 
-from wsi.synth.mitoses import (
+from liposcope.synth.mitoses import (
     FAMILIES,
     HELD_OUT_FAMILIES,
     SHAPES,
@@ -17,8 +17,8 @@ from wsi.synth.mitoses import (
     family_of,
     load_mitosis_truth,
 )
-from wsi.synth.mitoses_blind import BLIND_FIGURES, write_blind_slide
-from wsi.synth.mitosis_shapes import draw_object
+from liposcope.synth.mitoses_blind import BLIND_FIGURES, write_blind_slide
+from liposcope.synth.mitosis_shapes import draw_object
 
 
 def test_families_split_training_from_testing() -> None:

@@ -12,11 +12,11 @@ from sklearn.metrics import roc_auc_score
 
 from liposcope.cli import main
 from liposcope.errors import AnnotationError
-from mitoses.annotations import read_annotations
-from mitoses.detect import KIND, Detector
-from mitoses.settings import load_settings
-from mitoses.train import MitosisTrainConfig, collect_samples, train_mitosis
-from wsi.synth.mitoses import load_mitosis_truth, mitosis_truth_path, write_mitosis_slide
+from liposcope.mitoses.annotations import read_annotations
+from liposcope.mitoses.detect import KIND, Detector
+from liposcope.mitoses.settings import MitosisTrainConfig, load_settings
+from liposcope.mitoses.train import collect_samples, train_mitosis
+from liposcope.synth.mitoses import load_mitosis_truth, mitosis_truth_path, write_mitosis_slide
 
 
 def test_tiny_training_run(mitosis_slides: list[Path], tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from liposcope.cli import main
-from training.train_mil import load_train_config, train_mil
-from wsi.synth import write_cohort
+from liposcope.synth import write_cohort
+from liposcope.training.crossval import load_train_config, train_mil
 
 HEADS = ("abmil", "meanpool", "transmil")
 TINY = ("test_resnet", "test_efficientnet", "test_vit")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from liposcope.errors import AnnotationError, LiposcopeError
+from liposcope.training.data import inner_split, load_cohort, make_folds, read_labels
 from tests.training import CLASSES, write_cohort, write_features
-from training.data import inner_split, load_cohort, make_folds, read_labels
 
 
 @pytest.fixture(scope="module")

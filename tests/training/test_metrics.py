@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from training.metrics import classification_metrics, expected_calibration_error, fit_temperature, softmax
+from liposcope.models.calibration import fit_temperature, softmax
+from liposcope.training.metrics import classification_metrics, expected_calibration_error
 
 CLASSES = ["A", "B", "C"]
 

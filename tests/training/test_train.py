@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from liposcope.errors import ConfigError
+from liposcope.models.calibration import softmax
+from liposcope.models.card import HeadSpec, load_mil
+from liposcope.training.crossval import TrainResult, fit_head, load_train_config, predict_logits, train_mil
+from liposcope.training.data import load_cohort, make_folds
+from liposcope.training.metrics import classification_metrics
 from tests.training import CLASSES, write_cohort
-from training.checkpoint import HeadSpec, load_mil
-from training.data import load_cohort, make_folds
-from training.metrics import classification_metrics, softmax
-from training.train_mil import TrainResult, fit_head, load_train_config, predict_logits, train_mil
 
 FAST = {
     "max_epochs": 30,

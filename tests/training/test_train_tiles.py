@@ -12,12 +12,12 @@ import pytest
 from liposcope.cli import main
 from liposcope.errors import AnnotationError
 from liposcope.io import sha256_file
-from training.train_tiles import TileTrainConfig, collect_tiles
+from liposcope.training.train_tiles import TileTrainConfig, collect_tiles
 
 
 @pytest.fixture(scope="module")
 def tiled_cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from wsi.synth import write_cohort
+    from liposcope.synth import write_cohort
 
     root = tmp_path_factory.mktemp("cohort")
     labels = write_cohort(root / "slides", n_slides=8, seed=4, width_px=1600, height_px=1200, mpp=0.5)

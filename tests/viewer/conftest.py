@@ -16,7 +16,7 @@ HE_ID, IHC_ID = "synth-ddlps-11", "synth-ihc-3"
 @pytest.fixture(scope="session")
 def view_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """OUT of predict, mitoses and tile on an H&E slide (0.25 µm/px, planted figures) and of ihc on an IHC slide."""
-    from inference.demo import demo_model_dir
+    from liposcope.inference.demo import demo_model_dir
 
     slides = tmp_path_factory.mktemp("view-slides")
     out = tmp_path_factory.mktemp("view-out")

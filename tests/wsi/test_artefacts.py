@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from wsi import Slide, TileSpec, build_grid, detect_tissue
-from wsi.stain import od_table
-from wsi.synth.artefacts import INKS, write_artefact_slide
-from wsi.tissue import TissueParams, artefacts, glass_background, tissue_from_rgb
+from liposcope.synth.artefacts import INKS, write_artefact_slide
+from liposcope.wsi import Slide, TileSpec, build_grid, detect_tissue
+from liposcope.wsi.stain import od_table
+from liposcope.wsi.tissue import TissueParams, artefacts, glass_background, tissue_from_rgb
 
 
 def _at(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -12,8 +12,8 @@ import pytest
 import tifffile
 
 from liposcope.errors import SlideError
-from wsi import Slide
-from wsi.jpegtiff import JpegTiff
+from liposcope.wsi import Slide
+from liposcope.wsi.jpegtiff import JpegTiff
 
 MPP = 0.25
 # Level 0 is 2000 x 1440: partial edge tiles; levels 1 and 2 are exact 4x and 16x downsamples.

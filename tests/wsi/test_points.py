@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wsi.points import f1_score, match_points, pair_points
+from liposcope.wsi.points import f1_score, match_points, pair_points
 
 
 def test_matching_is_one_to_one_within_radius() -> None:

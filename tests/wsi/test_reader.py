@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from wsi import Slide, TileBlockDataset, TileDataset, TileReader, TileSpec, build_grid, detect_tissue
+from liposcope.wsi import Slide, TileBlockDataset, TileDataset, TileReader, TileSpec, build_grid, detect_tissue
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from liposcope.errors import MissingMPPError, SlideError
-from wsi import Slide, open_slide, slide_id_from_path
+from liposcope.wsi import Slide, open_slide, slide_id_from_path
+from liposcope.wsi import slide as slide_module
 
 
 @pytest.mark.realdata
@@ -96,14 +97,13 @@ def test_overview_of_a_pyramid_less_slide_reads_in_bounded_pieces(
     shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CMU-1-Small-Region has one level: its overview is read in pieces no larger than the budget."""
-    import wsi.slide
 
     path = shared_data / "slides" / "CMU-1-Small-Region.svs"
     if not path.is_file():
         pytest.skip(f"{path} not found")
     with Slide(path) as slide:
         whole = slide.read_overview(4.0)
-        monkeypatch.setattr(wsi.slide, "READ_BUDGET_PX", 1 << 16)
+        monkeypatch.setattr(slide_module, "READ_BUDGET_PX", 1 << 16)
         sizes: list[int] = []
         real = slide.read_region
 

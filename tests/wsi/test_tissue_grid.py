@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from liposcope.errors import ConfigError, NoTissueError, SlideError
-from wsi import Slide, TileGrid, TileReader, TileSpec, TissueMask, build_grid, detect_tissue, tiling_config
-from wsi.synth import load_truth, random_he_style, write_slide
-from wsi.tissue import tissue_from_rgb
+from liposcope.synth import load_truth, random_he_style, write_slide
+from liposcope.wsi import Slide, TileGrid, TileReader, TileSpec, TissueMask, build_grid, detect_tissue, tiling_config
+from liposcope.wsi.tissue import tissue_from_rgb
 
 SUBTYPES = ("WDLPS", "DDLPS", "MLPS", "PLPS")
 
@@ -82,7 +82,7 @@ def test_real_adipose_tile_is_tissue(shared_data: Path) -> None:
 
 
 def test_blank_glass_has_no_tissue(tmp_path: Path) -> None:
-    from wsi.synth import write_pyramid
+    from liposcope.synth import write_pyramid
 
     path = tmp_path / "glass.tiff"
     rng = np.random.default_rng(1)

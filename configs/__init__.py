@@ -1,1 +1,0 @@
-"""Packaged YAML configuration files (``tiling.yaml``, ...), read with :func:`liposcope.config.load_yaml`."""

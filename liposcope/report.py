@@ -1,0 +1,169 @@
+"""One self-contained HTML report per slide, assembled from sections written by each command.
+
+``liposcope predict`` writes the ``subtype`` section; IHC and mitosis commands add theirs to the
+same folder. Each section is saved as ``report_sections/<key>.json`` (images as base64 PNG) and
+``report.html`` is rebuilt from all saved sections, so running one command again replaces only its
+own section. The HTML has inline CSS and ``data:`` images: it opens offline and can be e-mailed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from liposcope.io import atomic_path, encode_png, write_json
+
+SECTIONS_DIR = "report_sections"
+REPORT_FILE = "report.html"
+DISCLAIMER = "Research use only — not for diagnosis"
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;
+color:#1d1d1f;background:#f4f4f6}
+header,main,footer{max-width:1100px;margin:0 auto;padding:16px 24px}
+header{border-bottom:3px solid #b3261e;background:#fff}
+h1{margin:0 0 4px;font-size:1.5em}h2{margin-top:0;border-bottom:1px solid #ddd;padding-bottom:6px}
+.ruo{color:#b3261e;font-weight:700;margin:4px 0}
+section{background:#fff;border-radius:8px;padding:18px 22px;margin:18px 0;box-shadow:0 1px 3px #0002}
+.warn{background:#fff4ce;border-left:6px solid #c77700;padding:10px 14px;margin:10px 0}
+.warn ul{margin:4px 0 0;padding-left:20px}
+.call{font-size:1.6em;margin:6px 0 12px}.call b{font-size:1.15em}.nocall{color:#b3261e}
+table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 12px;border-bottom:1px solid #eee;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{display:inline-block;height:10px;background:#4e79a7;border-radius:2px;vertical-align:middle}
+tr.top{font-weight:700}.note{color:#555;font-size:.92em}
+figure{margin:16px 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{color:#555;font-size:.92em}
+footer{color:#666;font-size:.85em}footer pre{white-space:pre-wrap;background:#fff;padding:8px;border:1px solid #ddd}
+"""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the report: trusted ``html`` (already escaped by its builder) and RGB images.
+
+    Images are shown after the HTML, in order, captioned with their name. ``slide_id`` names the
+    slide in the report header; ``provenance`` is listed in the footer.
+    """
+
+    key: str
+    title: str
+    html: str
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    slide_id: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def write_section(folder: str | Path, section: Section) -> Path:
+    """Save ``section`` under ``folder/report_sections/<key>.json`` and rebuild ``folder/report.html``.
+
+    Returns:
+        The path of report.html.
+
+    Raises:
+        ValueError: the key is not a plain name (letters, digits, ``_``, ``-``).
+
+    Example:
+        >>> write_section(out / "case1", Section("notes", "Notes", "<p>Reviewed.</p>"))  # doctest: +SKIP
+    """
+    if not _KEY.match(section.key):
+        msg = f"section key {section.key!r} must be letters, digits, '_' or '-'"
+        raise ValueError(msg)
+    sections = Path(folder) / SECTIONS_DIR
+    sections.mkdir(parents=True, exist_ok=True)
+    data = {
+        "key": section.key,
+        "title": section.title,
+        "html": section.html,
+        "slide_id": section.slide_id,
+        "provenance": section.provenance,
+        "images": {name: _png_base64(rgb) for name, rgb in section.images.items()},
+    }
+    write_json(sections / f"{section.key}.json", data)
+    return build_report(folder)
+
+
+def build_report(folder: str | Path) -> Path:
+    """Rebuild ``folder/report.html`` from every saved section (``subtype`` first, then by key).
+
+    Example:
+        >>> build_report(out / "case1")  # doctest: +SKIP
+        PosixPath('out/case1/report.html')
+    """
+    folder = Path(folder)
+    saved = [json.loads(p.read_text(encoding="utf-8")) for p in (folder / SECTIONS_DIR).glob("*.json")]
+    saved.sort(key=lambda s: (s["key"] != "subtype", s["key"]))
+    slide_id = next((s["slide_id"] for s in saved if s.get("slide_id")), folder.name)
+    body = "\n".join(_section_html(s) for s in saved)
+    footer = "\n".join(
+        f"<details><summary>{escape(s['title'])}: provenance</summary>"
+        f"<pre>{escape(json.dumps(s['provenance'], indent=2))}</pre></details>"
+        for s in saved
+        if s.get("provenance")
+    )
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>liposcope — {escape(slide_id)}</title>'
+        f"<style>{_CSS}</style></head><body>\n"
+        f'<header><h1>Slide {escape(slide_id)}</h1><p class="ruo">{escape(DISCLAIMER)}</p></header>\n'
+        f"<main>{body}</main>\n<footer><p>Generated by liposcope. {escape(DISCLAIMER)}.</p>"
+        f"{_viewer_line(folder, slide_id)}"
+        f"{footer}</footer>\n"
+        "</body></html>\n"
+    )
+    path = folder / REPORT_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8", errors="backslashreplace")  # undecodable file-name bytes as \\udcNN
+    return path
+
+
+def _viewer_line(folder: Path, slide_id: str) -> str:
+    """How to open this slide zoomable, with every layer, in ``liposcope view``."""
+    url = f"http://127.0.0.1:8000/slides/{quote(slide_id, errors='surrogateescape')}"
+    command = f"liposcope view {folder.resolve().parent}"
+    link = f'<a href="{escape(url)}">{escape(url)}</a>'
+    return f"<p>Review in the browser: run <code>{escape(command)}</code>, then open {link}.</p>"
+
+
+def _section_html(saved: dict[str, Any]) -> str:
+    figures = "".join(
+        f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{escape(name)}</figcaption></figure>"
+        for name, data in saved["images"].items()
+    )
+    return f'<section id="{escape(saved["key"])}"><h2>{escape(saved["title"])}</h2>{saved["html"]}{figures}</section>'
+
+
+def facts_table(facts: Mapping[str, object]) -> str:
+    """An HTML table of name → value rows, escaped.
+
+    Example:
+        >>> facts_table({"Nuclei": 12})
+        '<table><tr><th>Nuclei</th><td>12</td></tr></table>'
+    """
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts.items())
+    return f"<table>{rows}</table>"
+
+
+def warnings_html(warnings: tuple[str, ...]) -> str:
+    """A highlighted list of what to check before relying on a result (empty when there is nothing)."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
+    return f'<div class="warn"><b>Check before relying on this result:</b><ul>{items}</ul></div>'
+
+
+def _png_base64(rgb: np.ndarray) -> str:
+    return base64.b64encode(encode_png(rgb)).decode("ascii")
+
+
+def escape(text: object) -> str:
+    """``text`` as HTML-escaped text."""
+    return html.escape(str(text))
