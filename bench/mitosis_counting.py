@@ -18,8 +18,8 @@ import numpy as np
 import openslide
 import torch
 
+from liposcope.mitoses.compute import detect_mitoses
 from liposcope.mitoses.detect import Detector
-from liposcope.mitoses.run import detect_mitoses
 from liposcope.mitoses.settings import load_settings
 from liposcope.synth.mitoses import SHAPES, write_mitosis_slide
 from liposcope.wsi.slide import Slide

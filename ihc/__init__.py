@@ -11,9 +11,11 @@ from liposcope._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from liposcope.ihc.annotations import read_deepliif_mask
+    from liposcope.ihc.compute import score_slide
     from liposcope.ihc.marker import Marker, load_marker
     from liposcope.ihc.nuclei import Deconvolver, Nuclei, detect_nuclei, make_deconvolver
-    from liposcope.ihc.run import IHCResult, ihc_to_folder, score_slide
+    from liposcope.ihc.result import IHCResult
+    from liposcope.ihc.run import ihc_to_folder
     from liposcope.ihc.score import CLASSES, find_hotspot, grade, summarise
 
 __all__ = [

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 from liposcope._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from liposcope.inference.compute import Model, load_model, predict_slide
     from liposcope.inference.heatmap import render_heatmap
-    from liposcope.inference.predict import Model, load_model, predict_slide
     from liposcope.inference.result import SlidePrediction
     from liposcope.inference.run import predict_to_folder, write_outputs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from liposcope.inference.predict import load_model
+from liposcope.inference.compute import load_model
 from liposcope.inference.result import SlidePrediction
 from liposcope.inference.run import predict_to_folder
 

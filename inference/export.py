@@ -52,7 +52,9 @@ def prediction_dict(pred: SlidePrediction, top_k: int = 8) -> dict[str, Any]:
     }
 
 
-def write_prediction_json(path: str | Path, pred: SlidePrediction, top_k: int = 8) -> None:
+def write_prediction_json(
+    path: str | Path, pred: SlidePrediction, top_k: int = 8, *, resume: dict[str, Any] | None = None
+) -> None:
     """Write prediction.json: class, probabilities, the ``top_k`` tiles, warnings and provenance.
 
     Keys: ``predicted_class`` (the most probable class), ``abstained`` (true: no call, see
@@ -60,12 +62,13 @@ def write_prediction_json(path: str | Path, pred: SlidePrediction, top_k: int = 
     ``tiles_analysed``, ``tissue_area_mm2``,
     ``slide_mpp``, ``mpp_source``, ``target_mpp``, ``tile_px``, ``top_tiles`` (``x``, ``y``,
     ``width``, ``height`` in level-0 px, ``attention``, ``rank`` from 1, ``scores``), ``warnings``
-    and ``provenance`` (slide, model, liposcope version, config; ``pred.provenance`` wins).
+    and ``provenance`` (slide, model, liposcope version, config; ``pred.provenance`` wins); ``resume`` is the
+    manifest of :mod:`liposcope.resume`.
 
     Example:
         >>> write_prediction_json(out / "prediction.json", pred)  # doctest: +SKIP
     """
-    write_json(path, prediction_dict(pred, top_k))
+    write_json(path, {**prediction_dict(pred, top_k), **({"resume": resume} if resume else {})})
 
 
 def _tile_entry(pred: SlidePrediction, index: int, rank: int) -> dict[str, Any]:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from liposcope.inference.compute import Model, predict_slide
 from liposcope.inference.export import render_top_tiles, subtype_section, write_heatmap_geojson, write_prediction_json
 from liposcope.inference.heatmap import render_heatmap
-from liposcope.inference.predict import Model, predict_slide
 from liposcope.inference.result import SlidePrediction
 from liposcope.io import output_dir, write_png
 from liposcope.report import write_section
+from liposcope.resume import is_done, output_lock, resume_key
 from liposcope.wsi import Slide, slide_id_from_path
 
 PREDICTION_JSON = "prediction.json"
+#: Options of :func:`predict_slide` that change how fast a result comes, not what it is.
+RUNTIME_OPTIONS = frozenset({"device", "batch_size", "workers"})
 
 
 def predict_to_folder(
@@ -21,22 +25,26 @@ def predict_to_folder(
 ) -> tuple[SlidePrediction | None, Path]:
     """Predict ``path`` and write prediction.json, heatmap.png, heatmap.geojson, top_tiles.png, report.html.
 
-    ``options`` go to :func:`predict_slide`. A slide whose prediction.json was made by the same model
-    file from the same slide is skipped (returns ``None``).
+    ``options`` go to :func:`predict_slide`. A slide already done by the same model (card and weights) with the same
+    settings is skipped (returns ``None``); see :mod:`liposcope.resume`.
 
     Example:
         >>> pred, folder = predict_to_folder("case.svs", load_model("run/model"), "out")  # doctest: +SKIP
     """
     folder = Path(out) / slide_id_from_path(path)
-    if _done(folder, path, model):
-        return None, folder
-    pred = predict_slide(path, model, **options)  # type: ignore[arg-type]
-    write_outputs(pred, folder)
+    settings = {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS}
+    tissue = options.get("tissue") or model.card.tissue_settings
+    key = resume_key(path, {**settings, "tissue": asdict(tissue)}, model.hash)  # type: ignore[call-overload]
+    with output_lock(folder):
+        if is_done(folder / PREDICTION_JSON, key):
+            return None, folder
+        pred = predict_slide(path, model, **options)  # type: ignore[arg-type]
+        write_outputs(pred, folder, resume=key)
     return pred, folder
 
 
-def write_outputs(pred: SlidePrediction, folder: Path) -> None:
-    """All per-slide files; prediction.json last, so its presence means the folder is complete."""
+def write_outputs(pred: SlidePrediction, folder: Path, *, resume: dict[str, Any] | None = None) -> None:
+    """All per-slide files; prediction.json last (with the ``resume`` manifest), so its presence means done."""
     heatmap = render_heatmap(pred)
     with Slide(pred.slide_path, mpp=pred.slide_mpp) as slide:
         gallery = render_top_tiles(pred, slide)
@@ -45,13 +53,4 @@ def write_outputs(pred: SlidePrediction, folder: Path) -> None:
         write_png(folder / "top_tiles.png", gallery)
         write_heatmap_geojson(folder / "heatmap.geojson", pred)
         write_section(folder, subtype_section(pred, heatmap, gallery))
-        write_prediction_json(folder / PREDICTION_JSON, pred)
-
-
-def _done(folder: Path, slide: str | Path, model: Model) -> bool:
-    try:
-        saved = json.loads((folder / PREDICTION_JSON).read_text(encoding="utf-8"))["provenance"]
-    except (OSError, ValueError, KeyError):
-        return False
-    same_slide = saved.get("slide", {}).get("slide_path") == str(Path(slide).resolve())
-    return bool(same_slide and saved.get("model", {}).get("sha256") == model.sha256)
+        write_prediction_json(folder / PREDICTION_JSON, pred, resume=resume)

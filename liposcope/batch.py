@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from liposcope.errors import LiposcopeError, from_os_error, one_line, printable, where
 from liposcope.progress import progress
@@ -14,21 +15,31 @@ from liposcope.progress import progress
 log = logging.getLogger(__name__)
 
 
+Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job reports for one slide it did not fail on: a one-line ``detail``, and whether it was already done."""
+
+    detail: str
+    skipped: bool = False
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one slide: ``status`` is ``done``, ``skipped`` (already complete) or ``failed``."""
+    """What happened to one slide: ``done``, ``skipped`` (already complete) or ``failed`` (``detail`` says why)."""
 
     slide: str
-    status: str
+    status: Status
     detail: str
     seconds: float
     user_error: bool = True
 
 
-def run_batch(slides: Sequence[str | Path], job: Callable[[Path], str], *, desc: str) -> list[Outcome]:
-    """Call ``job(slide)`` for each slide; it returns a detail string, or raises.
+def run_batch(slides: Sequence[str | Path], job: Callable[[Path], JobResult], *, desc: str) -> list[Outcome]:
+    """Call ``job(slide)`` for each slide; it returns a :class:`JobResult`, or raises.
 
-    A job signals "already complete" by returning a detail that starts with ``"skipped"``.
     One slide's failure never stops the others. A file given twice runs once.
 
     Raises:
@@ -39,9 +50,9 @@ def run_batch(slides: Sequence[str | Path], job: Callable[[Path], str], *, desc:
     for slide in progress(unique_slides(slides), total=len(slides), desc=desc, unit="slide"):
         start = time.perf_counter()
         try:
-            detail = job(Path(slide))
-            status = "skipped" if detail.startswith("skipped") else "done"
-            outcomes.append(Outcome(str(slide), status, detail, time.perf_counter() - start))
+            result = job(Path(slide))
+            status: Status = "skipped" if result.skipped else "done"
+            outcomes.append(Outcome(str(slide), status, result.detail, time.perf_counter() - start))
         except (LiposcopeError, OSError) as exc:
             user = exc if isinstance(exc, LiposcopeError) else from_os_error(exc)
             if user is None:

@@ -195,14 +195,3 @@ def output_dir(path: str | Path) -> Iterator[Path]:
         if created and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         raise
-
-
-def finished_with(result_json: str | Path, slide_path: str | Path, parameters: Any) -> bool:
-    """Whether ``result_json`` (written last by a command) exists for this slide and these parameters,
-    so that a rerun can skip the slide."""
-    try:
-        saved = json.loads(Path(result_json).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    same_slide = saved.get("provenance", {}).get("slide", {}).get("slide_path") == str(Path(slide_path).resolve())
-    return bool(same_slide and saved.get("parameters") == json.loads(json.dumps(parameters)))

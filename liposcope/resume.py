@@ -24,7 +24,7 @@ import os
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from liposcope.errors import printable
 
@@ -35,11 +35,18 @@ HEADER_BYTES = 1 << 16  # hashed from the start of the slide file: its header an
 
 
 def slide_fingerprint(path: str | Path) -> dict[str, Any]:
-    """Resolved path, size, mtime and the SHA-256 of the first bytes: a replaced file at the same path differs."""
+    """Resolved path, size, mtime and the SHA-256 of the first bytes: a replaced file at the same path differs.
+
+    A file that cannot be read gets no fingerprint (``None`` fields), so nothing counts as done for it and opening
+    the slide reports the problem.
+    """
     resolved = Path(path).resolve()
-    stat = resolved.stat()
-    with open(resolved, "rb") as fh:
-        header = hashlib.sha256(fh.read(HEADER_BYTES)).hexdigest()
+    try:
+        stat = resolved.stat()
+        with open(resolved, "rb") as fh:
+            header = hashlib.sha256(fh.read(HEADER_BYTES)).hexdigest()
+    except OSError:
+        return {"path": str(resolved), "size": None, "mtime_ns": None, "header_sha256": None}
     return {"path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "header_sha256": header}
 
 
@@ -76,19 +83,13 @@ def output_lock(target: str | Path) -> Iterator[None]:
 
     A second run on the same output waits here until the first one finishes, then finds the output done and skips
     it. The lock is the kernel's (``flock``), so a killed run's lock is released with its process; the file it
-    leaves names the process, and the next run takes it over.
+    leaves names that process, and the next run takes it over. The file is removed when the block ends.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.parent / f".{target.name}.lock"
-    with open(lock, "a+", encoding="utf-8") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            log.info("%s: another run (%s) is writing it; waiting", printable(target), fh.read().strip() or "?")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
+    fh = _acquire(lock, target)
+    try:
         previous = fh.read().strip()
         if previous:
             log.info("%s: taking over the lock a stopped run left (%s)", printable(target), previous)
@@ -96,10 +97,27 @@ def output_lock(target: str | Path) -> Iterator[None]:
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
         fh.flush()
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while still holding it: a waiter then finds its file gone and retries
+        fh.close()
+
+
+def _acquire(lock: Path, target: Path) -> IO[str]:
+    """The open lock file, locked; retried when the file was removed by the run that held it."""
+    while True:
+        fh = open(lock, "a+", encoding="utf-8")  # noqa: SIM115 (closed by output_lock)
         try:
-            yield
-        finally:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             fh.seek(0)
-            fh.truncate()
-            fh.flush()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            log.info("%s: another run (%s) is writing it; waiting", printable(target), fh.read().strip() or "?")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            current = os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            fh.seek(0)
+            return fh
+        fh.close()

@@ -12,10 +12,12 @@ from liposcope._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from liposcope.mitoses.annotations import PointAnnotations, read_annotations, write_points_csv
+    from liposcope.mitoses.compute import detect_mitoses
     from liposcope.mitoses.count import MitosisCount, count_mitoses
     from liposcope.mitoses.detect import Detector, find_candidates, suppress
     from liposcope.mitoses.fnclcc import Grade, fnclcc_grade, hpf_area_mm2, mitotic_score
-    from liposcope.mitoses.run import MitosisResult, detect_mitoses, mitoses_to_folder
+    from liposcope.mitoses.result import MitosisResult
+    from liposcope.mitoses.run import mitoses_to_folder
     from liposcope.mitoses.settings import MitosisSettings, MitosisTrainConfig, load_settings
     from liposcope.mitoses.train import train_mitosis
 

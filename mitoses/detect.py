@@ -55,6 +55,11 @@ def cut_patches(rgb: np.ndarray, xy: np.ndarray, patch_px: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
+def packaged_model_dir() -> Path:
+    """The folder of the detector that ships with liposcope (``mitoses/model/``)."""
+    return Path(str(resources.files("liposcope.mitoses") / "model"))
+
+
 @dataclass(frozen=True)
 class Detector:
     """The stage-2 classifier and its card; ``threshold`` is the probability above which a candidate
@@ -75,9 +80,9 @@ class Detector:
         Raises:
             ModelCardError: the folder is not a mitosis model.
         """
-        folder = Path(model_dir) if model_dir is not None else Path(str(resources.files("liposcope.mitoses") / "model"))
+        folder = Path(model_dir) if model_dir is not None else packaged_model_dir()
         backbone, card = load_classifier(folder, KIND)
-        return cls(backbone, card, "packaged" if model_dir is None else str(folder))
+        return cls(backbone, card, "packaged" if folder == packaged_model_dir() else str(folder))
 
     @torch.inference_mode()
     def score(self, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:

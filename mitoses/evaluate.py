@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from liposcope.mitoses.compute import detect_mitoses
 from liposcope.mitoses.count import count_mitoses
 from liposcope.mitoses.detect import Detector
-from liposcope.mitoses.run import detect_mitoses
 from liposcope.mitoses.settings import MitosisSettings, load_settings
 from liposcope.wsi.points import f1_score, match_points
 from liposcope.wsi.slide import Slide

@@ -43,7 +43,7 @@ from liposcope.wsi.grid import TileSpec
 from liposcope.wsi.points import f1_score, match_points
 from liposcope.wsi.slide import Slide, slide_id_from_path
 from liposcope.wsi.stain import estimate_background
-from liposcope.wsi.tissue import detect_tissue
+from liposcope.wsi.tissue import TissueParams, detect_tissue
 
 log = logging.getLogger(__name__)
 _THRESHOLDS = np.round(np.arange(0.05, 0.99, 0.05), 2)
@@ -189,6 +189,7 @@ def train_mitosis(
         head=HeadSpec("linear", {}),
         backbone=backbone.spec,
         tiling=card.tiling,
+        tissue=TissueParams.default(),  # what collect_samples detected tissue with
         metrics=best["metrics"],
         calibration={"temperature": 1.0, "threshold": best["metrics"]["threshold"]},
         training={

@@ -9,6 +9,7 @@ out-of-distribution statistics. Weights load with safetensors only; nothing is u
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -25,9 +26,10 @@ from torch import nn
 from liposcope import __version__
 from liposcope.config import from_dict
 from liposcope.errors import ConfigError, ModelCardError, where
-from liposcope.io import atomic_path
+from liposcope.io import atomic_path, sha256_file
 from liposcope.models.mil import create_mil
 from liposcope.wsi.grid import TileSpec
+from liposcope.wsi.tissue import TissueParams
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,8 @@ class OODStats:
 class ModelCard:
     """``model.json``: what a model predicts and how to feed it.
 
+    ``tiling`` and ``tissue`` are the whole input recipe: inference tiles and detects tissue as the training
+    run did, whatever today's ``configs/tiling.yaml`` says.
     ``standardisation`` describes the input standardisation whose location and scale are in the
     weights file (``standardise.loc``, ``standardise.scale``); ``None`` (cards from before it) means
     the head sees raw features. ``abstention`` holds ``min_confidence``, the calibrated top
@@ -153,6 +157,7 @@ class ModelCard:
     head: HeadSpec
     backbone: BackboneSpec
     tiling: TileSpec
+    tissue: TissueParams | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, float] = field(default_factory=lambda: {"temperature": 1.0})
     ood: OODStats | None = None
@@ -162,6 +167,11 @@ class ModelCard:
     abstention: dict[str, Any] | None = None
     liposcope_version: str = __version__
     format_version: int = FORMAT_VERSION
+
+    @property
+    def tissue_settings(self) -> TissueParams:
+        """The tissue detector the model was trained behind (cards from before it recorded none: the defaults)."""
+        return self.tissue or TissueParams.default()
 
     @property
     def temperature(self) -> float:
@@ -331,6 +341,14 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return str(obj) if isinstance(obj, Path) else obj
+
+
+def model_hash(model_dir: str | Path) -> str:
+    """SHA-256 over the card's bytes and the weights' SHA-256: editing either file changes it."""
+    folder = Path(model_dir)
+    digest = hashlib.sha256((folder / CARD_FILE).read_bytes())
+    digest.update(sha256_file(folder / WEIGHTS_FILE).encode())
+    return digest.hexdigest()
 
 
 def load_card(model_dir: str | Path) -> ModelCard:

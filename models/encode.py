@@ -2,28 +2,25 @@
 
 Tiles stream from DataLoader workers as uint8 blocks; normalisation, resizing and the encoder run on
 the device (bf16/fp16 autocast if asked). A file appears only when complete, and a slide whose file
-matches the settings is skipped, so an interrupted run resumes where it stopped.
+records the same slide, settings and weights is skipped, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from liposcope import __version__
 from liposcope.errors import ConfigError, SlideError, where
-from liposcope.io import h5_output, provenance
 from liposcope.models.backbones import Backbone
+from liposcope.models.feature_file import FeatureFile, write_feature_file
 from liposcope.progress import progress
+from liposcope.resume import is_done, output_lock, recorded_key, resume_key
 from liposcope.wsi import Slide, TileBlockDataset, TileGrid, TileSpec, TissueParams, build_grid, detect_tissue
 from liposcope.wsi.dataset import worker_errors
 from liposcope.wsi.slide import slide_id_from_path
@@ -58,41 +55,44 @@ def extract_features(
     device: str = "auto",
     precision: str = "fp32",
 ) -> tuple[Path, bool]:
-    """Encode every tile of a slide and write ``out/<slide_id>.h5``.
+    """Encode every tile of a slide and write ``out/<slide_id>.h5`` (:mod:`liposcope.models.feature_file`).
 
     Args:
         tiles_dir: folder of a previous ``liposcope tile`` run to take the grid from; else the slide is tiled
             with ``spec`` and ``tissue``.
 
     Returns:
-        The feature file and whether it was already complete (skipped).
+        The feature file and whether it was already complete (skipped; see :mod:`liposcope.resume`).
 
     Example:
         >>> bb = create_backbone("resnet18", "random")  # doctest: +SKIP
         >>> path, skipped = extract_features("case.svs", "feats", bb, *tiling_config())  # doctest: +SKIP
     """
-    slide_id = slide_id_from_path(slide_path)
-    target = Path(out) / f"{slide_id}.h5"
-    grid, stain = _grid_and_stain(Path(slide_path), spec, tissue, tiles_dir, slide_mpp)
-    settings = {"backbone": asdict(backbone.spec), "tiling": grid.attrs(), "precision": precision}
-    if _matches(target, settings):
-        return target, True
-    dev = pick_device(device)
-    features = encode(grid, backbone, dev, batch_size=batch_size, workers=workers, precision=precision)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    with h5_output(target) as h5:
-        h5.create_dataset("coords", data=grid.coords_level0.astype(np.int64))
-        h5.create_dataset("features", data=features)
-        for key, value in _attrs(grid, backbone, settings, precision, stain).items():
-            h5.attrs[key] = value
+    target = Path(out) / f"{slide_id_from_path(slide_path)}.h5"
+    grid_file = Path(tiles_dir) / slide_id_from_path(slide_path) / TILES_H5 if tiles_dir is not None else None
+    settings = {
+        "backbone": asdict(backbone.spec),
+        "tiling": asdict(spec),
+        "tissue": asdict(tissue),
+        "tiles": recorded_key(grid_file) if grid_file else None,
+        "slide_mpp": slide_mpp,
+        "precision": precision,
+    }
+    key = resume_key(slide_path, settings, backbone.spec.weights_sha256)
+    with output_lock(target):
+        if is_done(target, key):
+            return target, True
+        grid, stain = _grid_and_stain(Path(slide_path), spec, tissue, grid_file, slide_mpp)
+        dev = pick_device(device)
+        features = encode(grid, backbone, dev, batch_size=batch_size, workers=workers, precision=precision)
+        write_feature_file(target, FeatureFile(features, grid, backbone.spec, tissue, precision, tuple(stain)), key)
     return target, False
 
 
 def _grid_and_stain(
-    path: Path, spec: TileSpec, tissue: TissueParams, tiles_dir: str | Path | None, slide_mpp: float | None
+    path: Path, spec: TileSpec, tissue: TissueParams, grid_file: Path | None, slide_mpp: float | None
 ) -> tuple[TileGrid, np.ndarray]:
-    """The tile grid (from ``tiles_dir`` or built now) and the slide's stain descriptor."""
-    grid_file = Path(tiles_dir) / slide_id_from_path(path) / TILES_H5 if tiles_dir is not None else None
+    """The tile grid (from ``grid_file`` or built now) and the slide's stain descriptor."""
     if grid_file is not None and not grid_file.is_file():
         raise SlideError(where(grid_file, "tile grid not found", "run `liposcope tile` first or drop --tiles"))
     with Slide(path, mpp=slide_mpp) as slide:
@@ -135,34 +135,3 @@ def encode(
     if pending:
         flush()
     return out
-
-
-def _attrs(
-    grid: TileGrid, backbone: Backbone, settings: dict[str, Any], precision: str, stain: np.ndarray
-) -> dict[str, Any]:
-    spec = backbone.spec
-    return {
-        **grid.attrs(),
-        "mpp": grid.spec.target_mpp,
-        "backbone": spec.name,
-        "backbone_kwargs": json.dumps(spec.kwargs),
-        "weights_sha256": spec.weights_sha256,
-        "normalisation": json.dumps(asdict(spec.normalisation)),
-        "input_px": spec.input_px or 0,
-        "feature_dim": spec.feature_dim,
-        "precision": precision,
-        "stain_descriptor": json.dumps([round(float(v), 5) for v in stain]),
-        "version": __version__,
-        "settings": json.dumps(settings),
-        "provenance": json.dumps(provenance(slide_path=grid.slide_path)),
-    }
-
-
-def _matches(path: Path, settings: dict[str, Any]) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        with h5py.File(path, "r") as h5:
-            return bool(json.loads(h5.attrs.get("settings", "null")) == json.loads(json.dumps(settings)))
-    except (OSError, ValueError):
-        return False

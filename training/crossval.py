@@ -272,6 +272,7 @@ def _card(
         head=cfg.head_spec,
         backbone=cohort.backbone,
         tiling=cohort.tiling,
+        tissue=cohort.tissue,
         metrics={"oof": summary, "folds": cfg.folds},
         calibration={"temperature": temperature},
         ood=OODStats.fit(means),

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from sklearn.model_selection import StratifiedGroupKFold
 
 from liposcope.errors import AnnotationError, LiposcopeError, where
-from liposcope.models.card import BackboneSpec, Normalisation
+from liposcope.models.card import BackboneSpec
+from liposcope.models.feature_file import FeatureFile, read_feature_file
 from liposcope.progress import progress
 from liposcope.wsi.grid import TileSpec
+from liposcope.wsi.tissue import TissueParams
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,13 @@ class SlideBag:
 
 @dataclass(frozen=True)
 class Cohort:
-    """All labelled bags of a run, with the backbone and tiling the features were made with."""
+    """All labelled bags of a run, with the backbone, tiling and tissue detection the features were made with."""
 
     bags: tuple[SlideBag, ...]
     classes: tuple[str, ...]
     backbone: BackboneSpec
     tiling: TileSpec
+    tissue: TissueParams | None = None  # None: feature files from before they recorded it
 
     @property
     def labels(self) -> np.ndarray:
@@ -130,57 +131,35 @@ def load_cohort(labels_csv: str | Path, features_dir: str | Path, classes: Seque
         )
         more = " ..." if len(missing) > 5 else ""
         raise LiposcopeError(where(folder, problem + more, "extract their features or drop them from the labels"))
-    bags, infos = [], []
+    bags, files = [], []
     for row in progress(rows, desc="loading features", unit="slide"):
         path = folder / f"{row.slide_id}.h5"
-        features, info, (slide_mpp, stain) = _read_bag(path)
-        infos.append((path, info))
+        file = read_feature_file(path)
+        files.append((path, file))
         label = list(classes).index(row.label)
-        bags.append(SlideBag(row.slide_id, row.patient_id, label, features, path, slide_mpp, stain))
-    backbone, tiling = _check_consistent(infos)
-    log.info("loaded %d bags (%d tiles, %d dims)", len(bags), sum(len(b.features) for b in bags), backbone.feature_dim)
-    return Cohort(tuple(bags), tuple(classes), backbone, tiling)
+        features = torch.from_numpy(file.features)
+        bags.append(SlideBag(row.slide_id, row.patient_id, label, features, path, file.grid.slide_mpp, file.stain))
+    _check_consistent(files)
+    first = files[0][1]
+    tiles = sum(len(b.features) for b in bags)
+    log.info("loaded %d bags (%d tiles, %d dims)", len(bags), tiles, first.backbone.feature_dim)
+    return Cohort(tuple(bags), tuple(classes), first.backbone, first.grid.spec, first.tissue)
 
 
-def _read_bag(path: Path) -> tuple[torch.Tensor, tuple[BackboneSpec, TileSpec], tuple[float, tuple[float, ...]]]:
-    """Features (n x d float32), the backbone/tiling description, and the slide's mpp and stain descriptor."""
-    try:
-        with h5py.File(path, "r") as h5:
-            features = np.asarray(h5["features"][:], dtype=np.float32)  # n x d
-            a = dict(h5.attrs)
-            norm = json.loads(str(a["normalisation"]))
-            backbone = BackboneSpec(
-                name=str(a["backbone"]),
-                weights_sha256=str(a["weights_sha256"]),
-                normalisation=Normalisation(tuple(norm["mean"]), tuple(norm["std"])),
-                feature_dim=int(features.shape[1]) if features.ndim == 2 else -1,
-                kwargs=json.loads(str(a.get("backbone_kwargs", "{}"))),
-                input_px=int(a["input_px"]) if int(a.get("input_px", 0)) > 0 else None,
-            )
-            tiling = TileSpec(float(a["target_mpp"]), int(a["tile_size"]), int(a["overlap"]), float(a["min_tissue"]))
-            slide = float(a.get("slide_mpp", 0.0)), tuple(json.loads(str(a.get("stain_descriptor", "[]"))))
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise LiposcopeError(where(path, f"not a liposcope feature file ({exc})", "re-extract its features")) from exc
-    if features.ndim != 2 or len(features) == 0:
-        problem = f"features have shape {features.shape}, expected n x d with n >= 1"
-        raise LiposcopeError(where(path, problem, "re-extract its features or drop the slide"))
-    return torch.from_numpy(features), (backbone, tiling), slide
-
-
-def _check_consistent(infos: list[tuple[Path, tuple[BackboneSpec, TileSpec]]]) -> tuple[BackboneSpec, TileSpec]:
-    """The shared backbone and tiling, or an error naming two files that disagree."""
-    first_path, (backbone, tiling) = infos[0]
-    for path, (other, other_tiling) in infos[1:]:
+def _check_consistent(files: list[tuple[Path, FeatureFile]]) -> None:
+    """Raise an error naming two feature files made with different backbones, tiling or tissue settings."""
+    first_path, first = files[0]
+    for path, other in files[1:]:
         for what, a, b in (
-            ("feature dimension", backbone.feature_dim, other.feature_dim),
-            ("backbone", backbone.name, other.name),
-            ("backbone weights", backbone.weights_sha256, other.weights_sha256),
-            ("tiling", tiling, other_tiling),
+            ("feature dimension", first.backbone.feature_dim, other.backbone.feature_dim),
+            ("backbone", first.backbone.name, other.backbone.name),
+            ("backbone weights", first.backbone.weights_sha256, other.backbone.weights_sha256),
+            ("tiling", first.grid.spec, other.grid.spec),
+            ("tissue detection", first.tissue, other.tissue),
         ):
             if a != b:
                 problem = f"{what} {b} differs from {a} in {first_path}"
                 raise LiposcopeError(where(path, problem, "extract all slides' features with the same settings"))
-    return backbone, tiling
 
 
 def make_folds(

@@ -51,7 +51,10 @@ class TileSpec:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """Tiles of one slide: ``coords_level0`` (N × 2, x, y of each top-left corner) and their tissue fraction."""
+    """Tiles of one slide: ``coords_level0`` (N × 2, x, y of each top-left corner) and their tissue fraction.
+
+    ``level0_dims`` is the slide's level-0 width and height ((0, 0) in grids read from files before it was stored).
+    """
 
     coords_level0: np.ndarray
     tissue_fraction: np.ndarray
@@ -61,12 +64,13 @@ class TileGrid:
     mpp_source: str
     slide_id: str
     slide_path: str
+    level0_dims: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return len(self.coords_level0)
 
     def attrs(self) -> dict[str, Any]:
-        """HDF5 attributes describing the grid (the ``tiles.h5`` contract)."""
+        """File attributes describing the grid (the ``tiles.h5`` contract; also in every feature file)."""
         return {
             "target_mpp": self.spec.target_mpp,
             "tile_size": self.spec.tile_px,
@@ -80,35 +84,77 @@ class TileGrid:
             "version": __version__,
         }
 
+    def coords_attrs(self) -> dict[str, Any]:
+        """Attributes of the ``coords`` dataset as CLAM and TRIDENT readers expect them.
+
+        Coordinates are level-0 pixels and tiles are read at level 0 (``patch_level`` 0) over ``patch_size_level0``
+        pixels, then resized to ``patch_size`` (the tile side at the target resolution); ``downsample`` is that
+        level-0 → target scale, ``level_dim`` the slide's level-0 size.
+        """
+        scale = self.tile_size_level0 / self.spec.tile_px
+        width, height = self.level0_dims
+        return {
+            "patch_size": self.spec.tile_px,
+            "patch_size_level0": self.tile_size_level0,
+            "patch_level": 0,
+            "level_dim": np.array([width, height], np.int64),
+            "downsample": np.array([scale, scale], np.float64),
+            "downsampled_level_dim": np.array([round(width / scale), round(height / scale)], np.int64),
+            "level0_magnification": round(10.0 / self.slide_mpp, 3),
+            "target_magnification": round(10.0 / self.spec.target_mpp, 3),
+            "overlap": self.spec.overlap_px,
+            "name": printable(self.slide_id),
+        }
+
+    def write(self, h5: h5py.File, extra_attrs: dict[str, Any] | None = None) -> None:
+        """Datasets ``coords`` (with :meth:`coords_attrs`) and ``tissue_fraction``, and the file attributes."""
+        coords = h5.create_dataset("coords", data=self.coords_level0.astype(np.int64))
+        coords.attrs.update(self.coords_attrs())
+        h5.create_dataset("tissue_fraction", data=self.tissue_fraction.astype(np.float32))
+        for key, value in {**self.attrs(), **(extra_attrs or {})}.items():
+            h5.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+
     def save(self, path: str | Path, extra_attrs: dict[str, Any] | None = None) -> None:
-        """Write ``coords`` and ``tissue_fraction`` datasets with attributes, atomically."""
+        """Write the grid (:meth:`write`) to ``path`` atomically."""
         with h5_output(path) as h5:
-            h5.create_dataset("coords", data=self.coords_level0.astype(np.int64))
-            h5.create_dataset("tissue_fraction", data=self.tissue_fraction.astype(np.float32))
-            for key, value in {**self.attrs(), **(extra_attrs or {})}.items():
-                h5.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+            self.write(h5, extra_attrs)
+
+    @classmethod
+    def read(cls, h5: h5py.File) -> TileGrid:
+        """The grid in an open file written by :meth:`write` (or by any earlier liposcope version).
+
+        The slide's mpp, id and path are optional (0, the file name, empty) for files other tools wrote.
+
+        Raises:
+            KeyError: ``coords`` or a tiling attribute is missing.
+        """
+        a = dict(h5.attrs)
+        spec = TileSpec(float(a["target_mpp"]), int(a["tile_size"]), int(a["overlap"]), float(a["min_tissue"]))
+        coords = h5["coords"]
+        dims = coords.attrs.get("level_dim", (0, 0))
+        fraction = h5["tissue_fraction"][:] if "tissue_fraction" in h5 else np.ones(len(coords), np.float32)
+        return cls(
+            coords_level0=coords[:],
+            tissue_fraction=fraction,
+            spec=spec,
+            tile_size_level0=int(a["tile_size_level0"]),
+            slide_mpp=float(a.get("slide_mpp", 0.0)),
+            mpp_source=str(a.get("mpp_source", "unknown")),
+            slide_id=str(a.get("slide_id", Path(h5.filename).stem)),
+            slide_path=str(a.get("slide_path", "")),
+            level0_dims=(int(dims[0]), int(dims[1])),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> TileGrid:
-        """Read a grid written by :meth:`save`.
+        """Read a grid from ``tiles.h5`` or a feature file.
 
         Raises:
             SlideError: the file is not a liposcope tile grid.
         """
         try:
             with h5py.File(path, "r") as h5:
-                a = dict(h5.attrs)
-                spec = TileSpec(float(a["target_mpp"]), int(a["tile_size"]), int(a["overlap"]), float(a["min_tissue"]))
-                return cls(
-                    coords_level0=h5["coords"][:],
-                    tissue_fraction=h5["tissue_fraction"][:],
-                    spec=spec,
-                    tile_size_level0=int(a["tile_size_level0"]),
-                    slide_mpp=float(a["slide_mpp"]),
-                    mpp_source=str(a["mpp_source"]),
-                    slide_id=str(a["slide_id"]),
-                    slide_path=str(a["slide_path"]),
-                )
+                return cls.read(h5)
         except (OSError, KeyError) as exc:
             msg = where(path, f"not a liposcope tile grid ({exc})", "re-run `liposcope tile` to create it")
             raise SlideError(msg) from exc
@@ -152,6 +198,7 @@ def build_grid(slide: Slide, mask: TissueMask, spec: TileSpec) -> TileGrid:
         mpp_source=slide.mpp_source or "unknown",
         slide_id=slide.slide_id,
         slide_path=str(slide.path.resolve()),
+        level0_dims=(int(width), int(height)),
     )
 
 

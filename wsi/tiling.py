@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 
 from liposcope.config import from_dict, load_yaml, merge
-from liposcope.errors import printable
 from liposcope.io import atomic_path, output_dir, provenance, write_png
 from liposcope.progress import progress
+from liposcope.resume import RESUME_KEY, is_done, output_lock, resume_key
 from liposcope.wsi.grid import TileGrid, TileSpec, build_grid, check_tile_fits
 from liposcope.wsi.reader import TileReader
 from liposcope.wsi.slide import Slide, slide_id_from_path
@@ -33,7 +31,7 @@ def tile_slide(
 ) -> tuple[TileGrid, bool]:
     """Detect tissue, build the tile grid and write it under ``out/<slide_id>/``.
 
-    A slide whose ``tiles.h5`` already matches these settings is skipped.
+    A slide whose ``tiles.h5`` records the same slide and settings is skipped (:mod:`liposcope.resume`).
 
     Returns:
         The grid, and whether it was loaded from a previous run.
@@ -51,9 +49,23 @@ def tile_slide(
         default_spec, default_tissue = tiling_config()
         spec, tissue = spec or default_spec, tissue or default_tissue
     folder = Path(out) / slide_id_from_path(slide_path)
-    settings = _settings(spec, tissue, save_images)
-    if is_complete(folder, settings, slide_path, slide_mpp):
-        return TileGrid.load(folder / TILES_H5), True
+    settings = {"tiling": asdict(spec), "tissue": asdict(tissue), "save_images": save_images, "slide_mpp": slide_mpp}
+    key = resume_key(slide_path, settings)
+    with output_lock(folder):
+        if is_done(folder / TILES_H5, key) and (not save_images or (folder / TILE_IMAGES).is_dir()):
+            return TileGrid.load(folder / TILES_H5), True
+        return _tile(Path(slide_path), folder, spec, tissue, slide_mpp, save_images, key), False
+
+
+def _tile(
+    slide_path: Path,
+    folder: Path,
+    spec: TileSpec,
+    tissue: TissueParams,
+    slide_mpp: float | None,
+    save_images: bool,
+    key: dict[str, object],
+) -> TileGrid:
     with Slide(slide_path, mpp=slide_mpp) as slide:
         check_tile_fits(slide, spec)
         mask, thumbnail = detect_tissue(slide, tissue)
@@ -64,35 +76,14 @@ def tile_slide(
                 with atomic_path(folder / TILE_IMAGES) as tmp:
                     write_tile_images(TileReader(slide, grid), tmp)
             extra = {
-                "settings": settings,
+                "settings": key["settings"],
                 "tissue_area_mm2": mask.area_mm2,
                 "tissue_threshold_od": mask.threshold_od,
                 "provenance": provenance(slide=slide.describe()),
+                RESUME_KEY: key,
             }
             grid.save(folder / TILES_H5, extra)
-    return grid, False
-
-
-def _settings(spec: TileSpec, tissue: TissueParams, save_images: bool) -> dict[str, object]:
-    return {"tiling": asdict(spec), "tissue": asdict(tissue), "save_images": save_images}
-
-
-def is_complete(folder: Path, settings: dict[str, object], slide_path: str | Path, slide_mpp: float | None) -> bool:
-    """True if ``folder`` holds a finished grid made from this slide with these settings."""
-    path = folder / TILES_H5
-    if not path.is_file():
-        return False
-    try:
-        with h5py.File(path, "r") as h5:
-            attrs = dict(h5.attrs)
-    except OSError:
-        return False
-    same = (
-        json.loads(str(attrs.get("settings", "null"))) == json.loads(json.dumps(settings))
-        and attrs.get("slide_path") == printable(str(Path(slide_path).resolve()))
-        and (slide_mpp is None or attrs.get("slide_mpp") == slide_mpp)
-    )
-    return bool(same) and (not settings["save_images"] or (folder / TILE_IMAGES).is_dir())
+    return grid
 
 
 def write_tile_images(reader: TileReader, folder: Path, quality: int = 90) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeAlias
 
 from liposcope import __version__
+from liposcope.batch import JobResult
 from liposcope.errors import LiposcopeError, from_os_error, one_line, where
 
 log = logging.getLogger("liposcope")
@@ -167,14 +168,15 @@ def _predict(args: argparse.Namespace) -> int:
         "precision": args.precision,
     }
 
-    def job(path: Path) -> str:
+    def job(path: Path) -> JobResult:
         pred, folder = predict_to_folder(path, model, args.out, **options)
         if pred is None:
-            return f"skipped, {folder / 'prediction.json'}"
+            return JobResult(str(folder / "prediction.json"), skipped=True)
         flags = f", {len(pred.warnings)} warning(s)" if pred.warnings else ""
         if pred.abstained:
-            return f"no call ({'; '.join(pred.abstain_reasons)}); top {pred.predicted_class} {pred.confidence:.2f}"
-        return f"{pred.predicted_class} {pred.confidence:.2f}{flags}"
+            reasons = "; ".join(pred.abstain_reasons)
+            return JobResult(f"no call ({reasons}); top {pred.predicted_class} {pred.confidence:.2f}")
+        return JobResult(f"{pred.predicted_class} {pred.confidence:.2f}{flags}")
 
     return _run(args.slides, job, "predict")
 
@@ -302,9 +304,9 @@ def _tile(args: argparse.Namespace) -> int:
 
     spec, tissue = _tiling(args)
 
-    def job(path: Path) -> str:
+    def job(path: Path) -> JobResult:
         grid, skipped = tile_slide(path, args.out, spec, tissue, slide_mpp=args.slide_mpp, save_images=args.save_images)
-        return f"{'skipped, ' if skipped else ''}{len(grid)} tiles of {spec.tile_px} px at {spec.target_mpp} µm/px"
+        return JobResult(f"{len(grid)} tiles of {spec.tile_px} px at {spec.target_mpp} µm/px", skipped)
 
     return _run(args.slides, job, "tiling")
 
@@ -349,7 +351,7 @@ def _features(args: argparse.Namespace) -> int:
     spec, tissue = _tiling(args)
     backbone = create_backbone(args.backbone, args.weights, kwargs=_key_values(args.model_arg), seed=args.seed)
 
-    def job(path: Path) -> str:
+    def job(path: Path) -> JobResult:
         target, skipped = extract_features(
             path,
             args.out,
@@ -363,7 +365,7 @@ def _features(args: argparse.Namespace) -> int:
             device=args.device,
             precision=args.precision,
         )
-        return f"{'skipped, ' if skipped else ''}{target}"
+        return JobResult(str(target), skipped)
 
     return _run(args.slides, job, "features")
 
@@ -537,13 +539,13 @@ def _ihc(args: argparse.Namespace) -> int:
 
     marker = load_marker(args.marker)
 
-    def job(path: Path) -> str:
+    def job(path: Path) -> JobResult:
         result, folder = ihc_to_folder(path, marker, args.out, slide_mpp=args.slide_mpp, region=args.region)
         if result is None:
-            return f"skipped, {folder / 'ihc.json'}"
+            return JobResult(str(folder / "ihc.json"), skipped=True)
         s = result.scores
         index = "n/a" if s["labelling_index_pct"] is None else f"{s['labelling_index_pct']:.1f}%"
-        return f"{s['nuclei_total']} nuclei, index {index}, H-score {s['h_score']}, {s['status']}"
+        return JobResult(f"{s['nuclei_total']} nuclei, index {index}, H-score {s['h_score']}, {s['status']}")
 
     return _run(args.slides, job, f"{marker.name} IHC")
 
@@ -588,7 +590,7 @@ def _mitoses(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, hpf_area_mm2=args.hpf_area_mm2)
 
-    def job(path: Path) -> str:
+    def job(path: Path) -> JobResult:
         result, folder = mitoses_to_folder(
             path,
             args.out,
@@ -600,11 +602,12 @@ def _mitoses(args: argparse.Namespace) -> int:
             necrosis_pct=args.necrosis_pct,
         )
         if result is None:
-            return f"skipped, {folder / 'mitoses.json'}"
+            return JobResult(str(folder / "mitoses.json"), skipped=True)
         c = result.counts
-        return (
+        score = c.reported_score if not c.warning else "not given: " + c.warning
+        return JobResult(
             f"{c.count} figures, {c.per_10hpf:.1f}/10 HPF overall, hotspot {c.hotspot_per_10hpf:.1f}/10 HPF, "
-            f"mitotic score {c.reported_score if not c.warning else 'not given: ' + c.warning}"
+            f"mitotic score {score}"
         )
 
     return _run(args.slides, job, "mitoses")
@@ -708,7 +711,7 @@ def _view(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(slides: Sequence[str], job: Callable[[Path], str], desc: str) -> int:
+def _run(slides: Sequence[str], job: Callable[[Path], JobResult], desc: str) -> int:
     """Run ``job`` per slide, print the summary, return the batch's exit status."""
     from liposcope.batch import exit_code, run_batch, summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import shutil
@@ -60,6 +61,61 @@ def test_predict_writes_every_output_and_resumes(
     assert main(["predict", str(slide), "--model", str(tiny_model), "--out", str(tmp_path), "-q"]) == 0
     assert "skipped" in capsys.readouterr().out
     assert (folder / "prediction.json").stat().st_mtime_ns == stamp
+
+
+def _predict_stamp(slide: Path, model: Path, out: Path, *extra: str) -> int:
+    assert main(["predict", str(slide), "--model", str(model), "--out", str(out), "-q", *extra]) == 0
+    return (out / slide.stem / "prediction.json").stat().st_mtime_ns
+
+
+def test_predict_recomputes_when_model_card_slide_mpp_or_slide_change(
+    tiny_model: Path, he_slides: dict[str, Path], tmp_path: Path
+) -> None:
+    """The resume rule: same slide, settings and model skip; any of the three changed recomputes."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    slide = tmp_path / "case.tiff"
+    shutil.copy(he_slides["DDLPS"], slide)
+    out = tmp_path / "out"
+    first = _predict_stamp(slide, model, out)
+    assert _predict_stamp(slide, model, out) == first  # nothing changed: skipped
+
+    card = json.loads((model / "model.json").read_text())
+    card["calibration"]["temperature"] *= 3.0
+    (model / "model.json").write_text(json.dumps(card))
+    after_card = _predict_stamp(slide, model, out)
+    assert after_card != first
+    saved = json.loads((out / slide.stem / "prediction.json").read_text())
+    assert saved["resume"]["model_sha256"] != ""
+
+    mpp = json.loads((out / slide.stem / "prediction.json").read_text())["slide_mpp"]
+    after_mpp = _predict_stamp(slide, model, out, "--slide-mpp", str(round(mpp * 1.1, 4)))
+    assert after_mpp != after_card
+    assert json.loads((out / slide.stem / "prediction.json").read_text())["slide_mpp"] == pytest.approx(mpp * 1.1, 1e-3)
+
+    shutil.copy(he_slides["MLPS"], slide)  # another slide under the same name and path
+    after_slide = _predict_stamp(slide, model, out, "--slide-mpp", str(round(mpp * 1.1, 4)))
+    assert after_slide != after_mpp
+    fingerprint = json.loads((out / slide.stem / "prediction.json").read_text())["resume"]["slide"]
+    assert fingerprint["size"] == slide.stat().st_size
+
+
+def test_predict_follows_the_card_tissue_settings_not_todays_config(
+    he_slides: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from liposcope.inference import load_model, predict_slide
+    from liposcope.inference.demo import demo_model_dir
+    from liposcope.wsi.tissue import TissueParams
+
+    model = load_model(demo_model_dir())
+    assert model.card.tissue is not None
+
+    def changed_config() -> TissueParams:
+        raise AssertionError("predict read today's configs/tiling.yaml")
+
+    monkeypatch.setattr(TissueParams, "default", staticmethod(changed_config))
+    pred = predict_slide(he_slides["WDLPS"], model)
+    assert pred.model["tissue"] == dataclasses.asdict(model.card.tissue)
 
 
 def test_warnings_for_little_tissue_and_unusual_stain(tiny_model: Path, tmp_path: Path) -> None:

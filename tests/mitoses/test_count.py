@@ -12,8 +12,8 @@ import pytest
 
 from liposcope.cli import main
 from liposcope.errors import MissingMPPError
+from liposcope.mitoses.compute import detect_mitoses
 from liposcope.mitoses.count import MitosisCount, count_mitoses, plausibility_warning
-from liposcope.mitoses.run import detect_mitoses
 from liposcope.mitoses.settings import Counting, load_settings
 from liposcope.wsi.tissue import TissueMask
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from liposcope.errors import ConfigError, ModelCardError
 from liposcope.io import sha256_file
 from liposcope.models.backbones import backbone_from_spec, create_backbone
 from liposcope.models.encode import extract_features
-from liposcope.wsi import tiling_config
+from liposcope.models.feature_file import read_feature_file
+from liposcope.wsi import TileGrid, tiling_config
 
 NAME = "test_resnet"  # timm's tiny test model: real layers, no download
 
@@ -100,6 +102,41 @@ def test_features_file_layout_and_skip(he_slides: dict[str, Path], tmp_path: Pat
     stamp = path.stat().st_mtime_ns
     assert extract_features(he_slides["MLPS"], tmp_path, backbone, spec, tissue)[1]
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_feature_file_reads_as_clam_and_trident_read_it(he_slides: dict[str, Path], tmp_path: Path) -> None:
+    """Their readers take coords in level-0 px and the sizes from ``coords.attrs``; the crop they cut is our tile."""
+    import openslide
+
+    from liposcope.wsi import Slide, TileReader
+
+    spec, tissue = tiling_config(tile_px=64, target_mpp=1.0)
+    path, _ = extract_features(he_slides["DDLPS"], tmp_path, create_backbone(NAME, "random"), spec, tissue)
+    with h5py.File(path) as h5:
+        coords, a = h5["coords"][:], dict(h5["coords"].attrs)
+    with openslide.OpenSlide(str(he_slides["DDLPS"])) as osr:
+        assert tuple(a["level_dim"]) == osr.level_dimensions[a["patch_level"]]
+        size0 = int(a["patch_size_level0"])
+        assert size0 == round(a["patch_size"] * a["downsample"][0])
+        x, y = (int(v) for v in coords[len(coords) // 2])
+        crop = osr.read_region((x, y), int(a["patch_level"]), (size0, size0)).convert("RGB")
+        theirs = np.asarray(crop.resize((int(a["patch_size"]),) * 2))
+    assert a["patch_size"] == 64
+    assert a["level0_magnification"] == pytest.approx(10 / 0.5)
+    with Slide(he_slides["DDLPS"]) as slide:
+        reader = TileReader(slide, TileGrid.load(path))
+        ours = next(t for i, tiles in reader for j, t in zip(i, tiles, strict=True) if j == len(coords) // 2)
+    assert np.abs(theirs.astype(float) - ours.astype(float)).mean() < 12
+
+
+def test_features_recompute_when_the_tissue_settings_change(he_slides: dict[str, Path], tmp_path: Path) -> None:
+    spec, tissue = tiling_config(tile_px=128)
+    backbone = create_backbone(NAME, "random")
+    path, _ = extract_features(he_slides["WDLPS"], tmp_path, backbone, spec, tissue)
+    assert extract_features(he_slides["WDLPS"], tmp_path, backbone, spec, tissue)[1]
+    other = dataclasses.replace(tissue, min_object_mm2=tissue.min_object_mm2 * 2)
+    assert not extract_features(he_slides["WDLPS"], tmp_path, backbone, spec, other)[1]
+    assert read_feature_file(path).tissue == other
 
 
 def test_interrupted_extraction_resumes_to_the_same_files(he_slides: dict[str, Path], tmp_path: Path) -> None:

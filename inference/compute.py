@@ -22,7 +22,7 @@ from liposcope.inference.result import SlidePrediction
 from liposcope.io import provenance, sha256_file
 from liposcope.models.backbones import Backbone, backbone_from_spec
 from liposcope.models.calibration import softmax
-from liposcope.models.card import WEIGHTS_FILE, ModelCard, load_mil
+from liposcope.models.card import WEIGHTS_FILE, ModelCard, load_mil, model_hash
 from liposcope.models.encode import encode, pick_device
 from liposcope.wsi import Slide, TissueParams, build_grid, detect_tissue
 from liposcope.wsi.stain import stain_descriptor
@@ -43,6 +43,7 @@ class Model:
     backbone: Backbone
     folder: Path
     sha256: str
+    hash: str  # of the card and the weights together (:func:`liposcope.models.card.model_hash`)
 
     def describe(self) -> dict[str, Any]:
         """Model facts for outputs and reports."""
@@ -55,6 +56,7 @@ class Model:
             "backbone_weights_sha256": self.card.backbone.weights_sha256,
             "classes": list(self.card.classes),
             "tiling": asdict(self.card.tiling),
+            "tissue": asdict(self.card.tissue_settings),
             "temperature": self.card.temperature,
             "liposcope_version": self.card.liposcope_version,
         }
@@ -87,7 +89,8 @@ def load_model(folder: str | Path, *, weights: str | Path | None = None) -> Mode
         )
         raise ModelCardError(msg)
     head.eval()
-    return Model(head, card, backbone_from_spec(card.backbone, source), folder, sha256_file(folder / WEIGHTS_FILE))
+    backbone = backbone_from_spec(card.backbone, source)
+    return Model(head, card, backbone, folder, sha256_file(folder / WEIGHTS_FILE), model_hash(folder))
 
 
 def predict_slide(
@@ -101,7 +104,9 @@ def predict_slide(
     workers: int = 0,
     precision: str = "fp32",
 ) -> SlidePrediction:
-    """Classify one slide with ``model``, tiling it exactly as the model's card says.
+    """Classify one slide with ``model``, detecting tissue and tiling exactly as the model's card says.
+
+    ``tissue`` overrides the card's tissue detector (for experiments; the card's is what the model was trained on).
 
     Raises:
         LiposcopeError: bad slide, unknown mpp, no tissue (see ``wsi``).
@@ -113,7 +118,7 @@ def predict_slide(
     """
     card = model.card
     with Slide(path, mpp=slide_mpp) as slide:
-        mask, thumbnail = detect_tissue(slide, tissue)
+        mask, thumbnail = detect_tissue(slide, tissue or card.tissue_settings)
         grid = build_grid(slide, mask, card.tiling)
         stain = stain_descriptor(thumbnail, mask.resized(thumbnail.shape[:2]))
         facts = slide.describe()
