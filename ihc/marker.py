@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liposcope.config import from_dict, load_yaml, merge
-from liposcope.errors import ConfigError
+from liposcope.errors import ConfigError, did_you_mean
 
 PRESETS = ("ki67", "mdm2")
 METRICS = ("labelling_index_pct", "h_score")
@@ -99,7 +99,8 @@ def load_marker(marker: str | Path) -> Marker:
     """
     text = str(marker)
     if not text.endswith((".yaml", ".yml")) and text not in PRESETS:
-        msg = f"--marker {text}: unknown marker; use one of {', '.join(PRESETS)} or a path to a .yaml file"
+        hint = did_you_mean(text, PRESETS)
+        msg = f"--marker {text}: unknown marker{hint}; use one of {', '.join(PRESETS)} or a path to a .yaml file"
         raise ConfigError(msg)
     own = load_yaml(marker)
     merged = merge(load_yaml("ihc"), own)

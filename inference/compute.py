@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from liposcope.wsi.stain import stain_descriptor
 log = logging.getLogger(__name__)
 
 BACKBONE_FILE = "backbone.safetensors"
+DEMO_MODEL = "demo"  # the name of the packaged demo model wherever a model folder is asked for
 MIN_TILES = 16  # fewer tiles than this is too little tissue for a slide-level call
 MPP_TOLERANCE = 0.25  # relative difference from the training slides' median mpp before warning
 
@@ -62,8 +64,13 @@ class Model:
         }
 
 
+def demo_model_dir() -> Path:
+    """The packaged demo model folder (see its README.md for how it was trained)."""
+    return Path(str(resources.files("liposcope.inference") / "demo_model"))
+
+
 def load_model(folder: str | Path, *, weights: str | Path | None = None) -> Model:
-    """Load ``model.json`` + ``model.safetensors`` and rebuild the backbone.
+    """Load ``model.json`` + ``model.safetensors`` and rebuild the backbone; ``"demo"`` names the packaged model.
 
     The backbone weights come from ``weights``, else ``backbone.safetensors`` in the folder, else (for a
     model trained on seeded random features) the same seeded initialisation.
@@ -74,8 +81,8 @@ def load_model(folder: str | Path, *, weights: str | Path | None = None) -> Mode
     Example:
         >>> model = load_model("runs/abmil/model")  # doctest: +SKIP
     """
+    folder = demo_model_dir() if str(folder) == DEMO_MODEL else Path(folder)
     head, card = load_mil(folder)
-    folder = Path(folder)
     source: str | Path | None = weights
     if source is None and (folder / BACKBONE_FILE).is_file():
         source = folder / BACKBONE_FILE

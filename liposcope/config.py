@@ -7,7 +7,6 @@ CLI flags override both, and the resolved values are written into every output.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from liposcope.errors import ConfigError
+from liposcope.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -97,8 +96,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "config") -> 
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f"; valid keys: {', '.join(names)}"
+            hint = did_you_mean(str(key), names) or f"; valid keys: {', '.join(names)}"
             msg = f"{source}: unknown key '{key}'{hint}"
             raise ConfigError(msg)
     values = {}

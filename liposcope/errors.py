@@ -6,8 +6,10 @@ Every message names the file (or setting), what is wrong and what to do. The CLI
 
 from __future__ import annotations
 
+import difflib
 import errno
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -57,6 +59,31 @@ _OS_FIXES = {
     errno.ENOTDIR: "a file stands where a folder is needed; move it or choose another --out",
     errno.EISDIR: "a folder stands where a file is needed; move it or choose another --out",
 }
+
+
+def closest(value: str, choices: Iterable[str]) -> str | None:
+    """The choice ``value`` most likely meant: equal but for case and punctuation, else the nearest spelling.
+
+    Example:
+        >>> closest("Ki-67", ["ki67", "mdm2"])
+        'ki67'
+    """
+    options = list(choices)
+    folded = {_fold(c): c for c in options}
+    if _fold(value) in folded:
+        return folded[_fold(value)]
+    near = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest choice, or an empty string."""
+    match = closest(value, choices)
+    return f" (did you mean '{match}'?)" if match is not None else ""
+
+
+def _fold(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def where(path: str | Path, problem: str, fix: str) -> str:

@@ -40,7 +40,7 @@ from liposcope.training.metrics import (
     draw_confusions,
     expected_calibration_error,
 )
-from liposcope.training.schedule import SCHEDULES
+from liposcope.training.settings import SCHEDULES
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-SCHEDULES = ("cosine", "constant")
 FINAL_LR_FRACTION = 0.05
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from liposcope.errors import AnnotationError, ConfigError, where
+from liposcope.errors import AnnotationError, where
 from liposcope.io import provenance, write_json
 from liposcope.models.augment import flip_rotate, hed_jitter
 from liposcope.models.backbones import Backbone, create_backbone
@@ -33,42 +33,12 @@ from liposcope.progress import progress
 from liposcope.training.baseline import fit_predict, gap_warning
 from liposcope.training.data import inner_split, read_labels
 from liposcope.training.metrics import classification_metrics
-from liposcope.training.schedule import SCHEDULES, clipped_step, left_chance, warmup_schedule
+from liposcope.training.schedule import clipped_step, left_chance, warmup_schedule
+from liposcope.training.settings import TileTrainConfig
 from liposcope.wsi.grid import TileGrid
 from liposcope.wsi.tiling import TILE_IMAGES, TILES_H5
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TileTrainConfig:
-    """Settings of ``liposcope train-tiles``."""
-
-    backbone: str
-    weights: str | None = "random"
-    classes: tuple[str, ...] = ("WDLPS", "DDLPS", "MLPS", "PLPS")
-    epochs: int = 8
-    patience: int = 3
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 1
-    schedule: str = "cosine"
-    grad_clip: float = 1.0
-    chance_margin: float = 0.5
-    baseline: bool = True
-    val_fraction: float = 0.25
-    max_tiles_per_slide: int = 150
-    stain_jitter: float = 0.3
-    seed: int = 0
-    workers: int = 2
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(
-                where("train-tiles", f"unknown schedule {self.schedule!r}", f"use {', '.join(SCHEDULES)}")
-            )
 
 
 class _TileImages(Dataset[tuple[torch.Tensor, int]]):

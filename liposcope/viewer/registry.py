@@ -166,14 +166,12 @@ def _hotspots_geojson(boxes: Mapping[str, dict[str, Any]]) -> bytes:
 
 def _tissue_geojson(tiles: Path) -> bytes:
     """The tile grid of ``liposcope tile``: one box per tile with its tissue fraction."""
-    import h5py
+    from liposcope.wsi.grid import TileGrid
 
-    with h5py.File(tiles, "r") as f:
-        coords = np.asarray(f["coords"], dtype=np.int64).reshape(-1, 2)
-        fraction = np.asarray(f["tissue_fraction"], dtype=np.float64) if "tissue_fraction" in f else None
-        size = int(f.attrs["tile_size_level0"])
-    xywh = np.column_stack([coords, np.full((len(coords), 2), size, dtype=np.int64)])
-    measurements = {"tissue_fraction": fraction} if fraction is not None else None
+    grid = TileGrid.load(tiles)
+    coords = grid.coords_level0.astype(np.int64).reshape(-1, 2)
+    xywh = np.column_stack([coords, np.full((len(coords), 2), grid.tile_size_level0, dtype=np.int64)])
+    measurements = {"tissue_fraction": grid.tissue_fraction.astype(np.float64)}
     return _dump(feature_collection(polygon_features(xywh, measurements, object_type="tile")))
 
 

@@ -12,7 +12,8 @@ import pytest
 from liposcope.cli import main
 from liposcope.errors import AnnotationError
 from liposcope.io import sha256_file
-from liposcope.training.train_tiles import TileTrainConfig, collect_tiles
+from liposcope.training.settings import TileTrainConfig
+from liposcope.training.train_tiles import collect_tiles
 
 
 @pytest.fixture(scope="module")
