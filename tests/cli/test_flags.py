@@ -24,7 +24,7 @@ def test_a_flag_has_one_default_and_one_help_everywhere(flag: str) -> None:
     seen = {}
     for name, command in _commands().items():
         for action in command._actions:
-            if flag in action.option_strings and not (flag == "--out" and not action.required):
+            if flag in action.option_strings:
                 seen[name] = (action.default, action.help, getattr(action.type, "__name__", action.type))
     assert len(seen) >= 2, seen
     assert len(set(seen.values())) == 1, seen
