@@ -1,4 +1,4 @@
-"""Tile grids: level-0 coordinates of tiles at a physical resolution, saved as ``tiles.h5``."""
+"""Tile grids: level-0 coordinates of tiles at a physical resolution, and their HDF5 codec (tiles.h5, feature files)."""
 
 from __future__ import annotations
 
