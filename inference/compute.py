@@ -97,7 +97,8 @@ def load_model(folder: str | Path, *, weights: str | Path | None = None) -> Mode
         raise ModelCardError(msg)
     head.eval()
     backbone = backbone_from_spec(card.backbone, source)
-    return Model(head, card, backbone, folder, sha256_file(folder / WEIGHTS_FILE), model_hash(folder))
+    weights_sha256 = sha256_file(folder / WEIGHTS_FILE)
+    return Model(head, card, backbone, folder, weights_sha256, model_hash(folder, weights_sha256))
 
 
 def predict_slide(

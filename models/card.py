@@ -343,11 +343,11 @@ def _plain(obj: Any) -> Any:
     return str(obj) if isinstance(obj, Path) else obj
 
 
-def model_hash(model_dir: str | Path) -> str:
-    """SHA-256 over the card's bytes and the weights' SHA-256: editing either file changes it."""
+def model_hash(model_dir: str | Path, weights_sha256: str | None = None) -> str:
+    """SHA-256 over the card's bytes and the weights' SHA-256 (hashed here unless given): editing either changes it."""
     folder = Path(model_dir)
     digest = hashlib.sha256((folder / CARD_FILE).read_bytes())
-    digest.update(sha256_file(folder / WEIGHTS_FILE).encode())
+    digest.update((weights_sha256 or sha256_file(folder / WEIGHTS_FILE)).encode())
     return digest.hexdigest()
 
 

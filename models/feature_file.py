@@ -17,7 +17,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from liposcope import __version__
 from liposcope.config import from_dict
 from liposcope.errors import ConfigError, LiposcopeError, where
 from liposcope.io import h5_output, provenance
@@ -53,7 +52,6 @@ def write_feature_file(path: str | Path, bag: FeatureFile, resume: dict[str, Any
         "tissue": json.dumps(asdict(bag.tissue) if bag.tissue else None),
         "precision": bag.precision,
         "stain_descriptor": json.dumps([round(float(v), 5) for v in bag.stain]),
-        "version": __version__,
         "provenance": json.dumps(provenance(slide_path=bag.grid.slide_path)),
         **({RESUME_KEY: json.dumps(resume)} if resume else {}),
     }

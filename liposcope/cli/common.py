@@ -71,10 +71,9 @@ def add_workers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=WORKERS, help=f"worker processes reading tiles (default {WORKERS})")
 
 
-def add_config(p: argparse.ArgumentParser, packaged: str, what: str, default: str | None = None) -> None:
-    """--config: a YAML whose keys override ``configs/<packaged>.yaml`` (or a packaged name)."""
-    suffix = f" (default {default})" if default else ""
-    p.add_argument("--config", default=default, help=f"YAML overriding configs/{packaged}.yaml ({what}){suffix}")
+def add_config(p: argparse.ArgumentParser, packaged: str, what: str) -> None:
+    """--config: a YAML whose keys override ``configs/<packaged>.yaml``."""
+    p.add_argument("--config", help=f"YAML overriding configs/{packaged}.yaml ({what})")
 
 
 def add_tiling(p: argparse.ArgumentParser) -> None:
