@@ -7,6 +7,7 @@ CLI flags override both, and the resolved values are written into every output.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -131,6 +132,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return tuple(_coerce(item, v, where) for v in value)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _is_number(value):  # YAML 1.1 reads 1e-3 as a string
+        return float(value)
     if hint in (int, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         msg = f"{where} must be {hint.__name__}, got {value!r}"
         raise ConfigError(msg)
@@ -138,6 +141,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         msg = f"{where} must be a number, got {value!r}"
         raise ConfigError(msg)
     return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Protocol. Slides are split into K folds grouped by patient and stratified by label. For fold k
 the model trains on the other folds, minus an inner validation split (patient-grouped, about
-``val_fraction`` of them) that picks the epoch by validation loss with early stopping; fold k
+``val_fraction`` of them) that picks the epoch by validation loss with early stopping. Where that
+split would hold fewer than ``min_val_slides`` slides, a few slides' loss would pick the epoch by
+chance, so the fold trains the whole schedule (``max_epochs``) on all its training slides; fold k
 itself is only ever predicted, so every out-of-fold (OOF) prediction comes from a model that
 never saw that slide, neither for training nor for stopping, nor for its input standardisation.
 A softmax temperature is then fitted on the pooled OOF logits, the abstention threshold is chosen
@@ -68,6 +70,7 @@ class TrainConfig:
     max_tiles: int = 512
     class_balance: str = "weighted_loss"
     val_fraction: float = 0.2
+    min_val_slides: int = 20
     calibration: bool = True
     abstain_below_accuracy: float = 0.95
     threads: int = 1
@@ -87,6 +90,7 @@ class TrainConfig:
             (min(self.batch_size, self.threads) < 1 or self.max_tiles < 0, "batch_size and threads must be >= 1"),
             (self.class_balance not in BALANCING, f"class_balance must be one of {', '.join(BALANCING)}"),
             (not 0.0 < self.val_fraction < 1.0, f"val_fraction {self.val_fraction} must be in (0, 1)"),
+            (self.min_val_slides < 1, "min_val_slides must be at least 1"),
             (
                 not isinstance(self.head, dict) or not isinstance(self.head.get("name"), str),
                 "head needs a 'name' (abmil, meanpool, transmil)",
@@ -218,9 +222,11 @@ def cross_validate(
     reports, best_epochs = [], []
     for k in progress(range(cfg.folds), desc="folds", unit="fold"):
         test, rest = np.flatnonzero(fold_of == k), np.flatnonzero(fold_of != k)
-        inner_train, inner_val = inner_split(labels[rest], patients[rest], cfg.val_fraction, cfg.seed + k)
-        train_bags = [cohort.bags[i] for i in rest[inner_train]]
-        val_bags = [cohort.bags[i] for i in rest[inner_val]]
+        train, val = rest, rest[:0]  # too few slides to choose an epoch on: the whole schedule on all of them
+        if len(rest) * cfg.val_fraction >= cfg.min_val_slides:
+            inner_train, inner_val = inner_split(labels[rest], patients[rest], cfg.val_fraction, cfg.seed + k)
+            train, val = rest[inner_train], rest[inner_val]
+        train_bags, val_bags = [cohort.bags[i] for i in train], [cohort.bags[i] for i in val]
         fit = fit_head(train_bags, val_bags, cfg, cohort.backbone.feature_dim, cfg.seed + k)
         oof[test] = predict_logits(fit.module, [cohort.bags[i] for i in test])
         report = classification_metrics(labels[test], softmax(oof[test]), cfg.classes)

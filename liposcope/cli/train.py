@@ -29,8 +29,9 @@ def _add_train(sub: Subparsers) -> None:
         _train,
         epilog=(
             "k-fold cross-validation grouped by patient and stratified by label, input standardisation learnt on\n"
-            "each fold's training tiles, early stopping on an inner validation split, temperature scaling and an\n"
-            "abstention threshold from out-of-fold predictions, then a final model on all slides. A logistic-\n"
+            "each fold's training tiles, early stopping on an inner validation split (folds too small for one\n"
+            "train max_epochs on all their slides), temperature scaling and an abstention threshold from\n"
+            "out-of-fold predictions, then a final model on all slides. A logistic-\n"
             "regression baseline on mean+std pooled features runs on the same folds; a warning ends the run\n"
             "when the head is more than 0.05 balanced accuracy below it.\n"
             "writes RUN/oof_predictions.csv, RUN/metrics.json (pooled_oof, baseline), RUN/confusion.png (head\n"

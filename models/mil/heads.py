@@ -4,6 +4,11 @@ Every head takes ``(in_dim, n_classes, **hyperparameters)`` (keyword-only, with 
 ``forward(x, mask)`` returns :class:`MILOutput`. ``mask`` marks real tiles (``True``) in padded
 batches; attention is zero on padding and sums to 1 over the real tiles of each bag. Every head
 first standardises its input (``head.standardise``, fitted on the training tiles; identity until then).
+
+``pool_std=True`` makes a head classify the attention-weighted standard deviation of its tile
+embeddings beside their weighted mean (or class token): on random-weight and other generic encoders
+much of the class signal lies in how tiles vary within a slide, which a mean alone hides. The
+default ``False`` is the original pooling, so model cards written without the option rebuild exactly.
 """
 
 from __future__ import annotations
@@ -54,6 +59,18 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores, dim=-1)
 
 
+def _weighted_std(attention: torch.Tensor, h: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of tiles ``h`` (b x n x h) under each attention row (b x k x n) about ``mean`` (b x k x h)."""
+    var = torch.einsum("bkn,bknh->bkh", attention, (h.unsqueeze(1) - mean.unsqueeze(2)).square())  # b x k x h
+    return (var + 1e-6).sqrt()  # the offset keeps the gradient finite where every tile is alike
+
+
+def _pool(attention: torch.Tensor, h: torch.Tensor, with_std: bool) -> torch.Tensor:
+    """Weighted mean of tiles ``h`` (b x n x h) under each attention row (b x k x n): b x k x h, x 2 with the std."""
+    mean = torch.einsum("bkn,bnh->bkh", attention, h)  # b x k x h
+    return torch.cat([mean, _weighted_std(attention, h, mean)], dim=-1) if with_std else mean
+
+
 def _mlp(in_dim: int, hidden_dim: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout))
 
@@ -62,18 +79,21 @@ def _mlp(in_dim: int, hidden_dim: int, dropout: float) -> nn.Sequential:
 class MeanPool(nn.Module):
     """Baseline: project tiles, average them, classify. Attention is uniform over valid tiles."""
 
-    def __init__(self, in_dim: int, n_classes: int, *, hidden_dim: int = 256, dropout: float = 0.1) -> None:
+    def __init__(
+        self, in_dim: int, n_classes: int, *, hidden_dim: int = 256, dropout: float = 0.1, pool_std: bool = False
+    ) -> None:
         super().__init__()
         self.in_dim = in_dim
+        self.pool_std = pool_std
         self.standardise = InputStandardiser(in_dim)
         self.project = _mlp(in_dim, hidden_dim, dropout)
-        self.classifier = nn.Linear(hidden_dim, n_classes)
+        self.classifier = nn.Linear(hidden_dim * (1 + pool_std), n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
         attention = valid.float() / valid.sum(dim=1, keepdim=True)  # b x n
         h = self.project(self.standardise(x))  # b x n x h
-        pooled = torch.einsum("bn,bnh->bh", attention, h)  # b x h
+        pooled = _pool(attention.unsqueeze(1), h, self.pool_std)[:, 0]  # b x h (x 2 with the std)
         return MILOutput(self.classifier(pooled), attention)
 
 
@@ -96,15 +116,17 @@ class GatedABMIL(nn.Module):
         attn_dim: int = 128,
         dropout: float = 0.25,
         branches: int = 1,
+        pool_std: bool = False,
     ) -> None:
         super().__init__()
         self.in_dim = in_dim
+        self.pool_std = pool_std
         self.standardise = InputStandardiser(in_dim)
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.attn_tanh = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Tanh(), nn.Dropout(dropout))
         self.attn_gate = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Sigmoid(), nn.Dropout(dropout))
         self.attn_score = nn.Linear(attn_dim, branches)
-        self.classifier = nn.Linear(hidden_dim * branches, n_classes)
+        self.classifier = nn.Linear(hidden_dim * branches * (1 + pool_std), n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
@@ -112,7 +134,7 @@ class GatedABMIL(nn.Module):
         gated = self.attn_tanh(h) * self.attn_gate(h)  # b x n x a
         scores = self.attn_score(gated).transpose(1, 2)  # b x k x n
         attention = _masked_softmax(scores, valid.unsqueeze(1).expand_as(scores))  # b x k x n
-        pooled = torch.einsum("bkn,bnh->bkh", attention, h)  # b x k x h
+        pooled = _pool(attention, h, self.pool_std)  # b x k x h (x 2 with the std)
         logits = self.classifier(pooled.flatten(1))  # b x c
         # report the branch that adds most to the predicted class's logit: where the answer came from
         weight = self.classifier.weight.view(len(logits[0]), len(pooled[0]), -1)  # c x k x h
@@ -155,19 +177,21 @@ class TransMIL(nn.Module):
         n_layers: int = 2,
         n_heads: int = 4,
         dropout: float = 0.1,
+        pool_std: bool = False,
     ) -> None:
         super().__init__()
         if hidden_dim % n_heads:
             msg = f"hidden_dim {hidden_dim} must be divisible by n_heads {n_heads}"
             raise ValueError(msg)
         self.in_dim = in_dim
+        self.pool_std = pool_std
         self.standardise = InputStandardiser(in_dim)
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_dim))
         nn.init.normal_(self.cls_token, std=0.02)
         self.blocks = nn.ModuleList(_Block(hidden_dim, n_heads, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(hidden_dim)
-        self.classifier = nn.Linear(hidden_dim, n_classes)
+        self.classifier = nn.Linear(hidden_dim * (1 + pool_std), n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
@@ -179,4 +203,8 @@ class TransMIL(nn.Module):
             t, weights = block(t, pad)
         cls_to_tiles = weights[:, 0, 1:].masked_fill(~valid, 0.0)  # b x n
         attention = cls_to_tiles / cls_to_tiles.sum(dim=1, keepdim=True).clamp_min(1e-12)  # b x n
-        return MILOutput(self.classifier(self.norm(t[:, 0])), attention)
+        t = self.norm(t)  # b x (1 + n) x h
+        if self.pool_std:  # the class token beside the spread of the tile tokens under its attention
+            spread = _pool(attention.unsqueeze(1), t[:, 1:], with_std=True)[:, 0, t.shape[2] :]  # b x h
+            return MILOutput(self.classifier(torch.cat([t[:, 0], spread], dim=1)), attention)
+        return MILOutput(self.classifier(t[:, 0]), attention)

@@ -15,10 +15,11 @@ def test_registry_lists_all_heads() -> None:
     assert list_mil() == sorted(HEADS)
 
 
+@pytest.mark.parametrize("pool_std", [False, True])
 @pytest.mark.parametrize("name", HEADS)
-def test_output_shapes_and_attention_sums_to_one(name: str) -> None:
+def test_output_shapes_and_attention_sums_to_one(name: str, pool_std: bool) -> None:
     torch.manual_seed(0)
-    head = create_mil(name, in_dim=16, n_classes=4).eval()
+    head = create_mil(name, in_dim=16, n_classes=4, pool_std=pool_std).eval()
     out = head(torch.randn(3, 11, 16))
     assert isinstance(out, MILOutput)
     assert out.logits.shape == (3, 4)
@@ -27,10 +28,11 @@ def test_output_shapes_and_attention_sums_to_one(name: str) -> None:
     assert bool((out.attention >= 0).all())
 
 
+@pytest.mark.parametrize("pool_std", [False, True])
 @pytest.mark.parametrize("name", HEADS)
-def test_mask_zeroes_padding_and_matches_unpadded_bag(name: str) -> None:
+def test_mask_zeroes_padding_and_matches_unpadded_bag(name: str, pool_std: bool) -> None:
     torch.manual_seed(0)
-    head = create_mil(name, in_dim=8, n_classes=3).eval()
+    head = create_mil(name, in_dim=8, n_classes=3, pool_std=pool_std).eval()
     bag = torch.randn(1, 5, 8)
     padded = torch.cat([bag, torch.randn(1, 4, 8) * 100], dim=1)  # b x 9 x d, last 4 are padding
     mask = torch.tensor([[True] * 5 + [False] * 4])
@@ -48,8 +50,28 @@ def test_meanpool_attention_is_uniform() -> None:
     assert torch.allclose(out.attention, torch.tensor([[0.5, 0.5, 0, 0], [0.25] * 4]))
 
 
-def test_gradients_reach_all_parameters() -> None:
-    head = create_mil("transmil", in_dim=8, n_classes=2, n_layers=1, n_heads=2, hidden_dim=16)
+@pytest.mark.parametrize("pool_std", [False, True])
+def test_std_pooling_tells_apart_bags_with_the_same_mean(pool_std: bool) -> None:
+    """Tiles (1, 1) and (0, 2) average alike; only the pooled standard deviation separates them."""
+    torch.manual_seed(0)
+    head = create_mil("meanpool", in_dim=2, n_classes=2, hidden_dim=2, dropout=0.0, pool_std=pool_std).eval()
+    with torch.no_grad():
+        head.project[0].weight.copy_(torch.eye(2))  # non-negative inputs pass the ReLU unchanged
+        head.project[0].bias.zero_()
+        same = head(torch.tensor([[[1.0, 1.0], [1.0, 1.0]]])).logits
+        spread = head(torch.tensor([[[0.0, 0.0], [2.0, 2.0]]])).logits
+    assert torch.allclose(same, spread) != pool_std
+
+
+def test_default_pooling_keeps_the_original_classifier_width() -> None:
+    """Cards written before ``pool_std`` existed rebuild to the same shapes."""
+    assert create_mil("abmil", 8, 3, hidden_dim=16, branches=2).classifier.in_features == 32
+    assert create_mil("abmil", 8, 3, hidden_dim=16, branches=2, pool_std=True).classifier.in_features == 64
+
+
+@pytest.mark.parametrize("pool_std", [False, True])
+def test_gradients_reach_all_parameters(pool_std: bool) -> None:
+    head = create_mil("transmil", in_dim=8, n_classes=2, n_layers=1, n_heads=2, hidden_dim=16, pool_std=pool_std)
     head(torch.randn(2, 6, 8)).logits.sum().backward()
     assert all(p.grad is not None for p in head.parameters())
 

@@ -97,7 +97,9 @@ def test_metrics_json_is_strict_json_with_folds_and_config(run: TrainResult) -> 
 def test_saved_model_reloads_with_card(run: TrainResult, cohort_dir: Path) -> None:
     _, card = load_mil(run.model_dir)
     assert card.classes == CLASSES
-    assert card.head == HeadSpec("abmil", {"hidden_dim": 32, "attn_dim": 16, "dropout": 0.25, "branches": 2})
+    assert card.head == HeadSpec(
+        "abmil", {"hidden_dim": 32, "attn_dim": 16, "dropout": 0.25, "branches": 2, "pool_std": True}
+    )
     assert (card.backbone.name, card.backbone.feature_dim) == ("test_vit", 16)
     assert card.backbone.normalisation.mean == (0.485, 0.456, 0.406)
     assert (card.tiling.target_mpp, card.tiling.tile_px, card.tiling.overlap_px) == (0.5, 224, 0)
@@ -117,6 +119,12 @@ def test_config_rejects_unknown_keys_and_heads() -> None:
         load_train_config("configs/abmil.yaml", head={"name": "clam"})
     with pytest.raises(ConfigError, match="class_balance must be one of"):
         load_train_config("configs/abmil.yaml", class_balance="oversample")
+    with pytest.raises(ConfigError, match="'lr' must be a number, got 'fast'"):
+        load_train_config("configs/abmil.yaml", lr="fast")
+
+
+def test_exponent_numbers_that_yaml_reads_as_strings_are_numbers() -> None:
+    assert load_train_config("configs/abmil.yaml", lr="3e-4", weight_decay="1E-2").lr == 3e-4
 
 
 @pytest.mark.parametrize("name", ["abmil", "meanpool", "transmil"])
@@ -190,3 +198,15 @@ def test_early_stopping_waits_until_the_model_has_left_chance(cohort_dir: Path) 
     fit = fit_head(train, val, learns, in_dim=16, seed=0)
     assert 1 <= fit.left_chance_epoch <= fit.best_epoch
     assert len(fit.val_loss) == len(fit.train_loss) - max(fit.left_chance_epoch, learns.min_epochs) + 1
+
+
+def test_folds_early_stop_only_where_the_validation_split_can_choose_an_epoch(
+    run: TrainResult, cohort_dir: Path, tmp_path: Path
+) -> None:
+    folds = json.loads((run.out_dir / "metrics.json").read_text())["folds"]
+    assert all(f["n_val"] == 0 and f["best_epoch"] == FAST["max_epochs"] for f in folds)  # ~4 validation slides
+    cfg = load_train_config("configs/abmil.yaml", **FAST, min_val_slides=4)
+    result = train_mil(cfg, cohort_dir / "labels.csv", cohort_dir / "features", tmp_path / "run", folds=3, seed=1)
+    folds = json.loads((result.out_dir / "metrics.json").read_text())["folds"]
+    assert all(f["n_val"] > 0 and f["n_train"] + f["n_val"] + f["n_test"] == 32 for f in folds)
+    assert all(FAST["min_epochs"] <= f["best_epoch"] <= FAST["max_epochs"] for f in folds)
