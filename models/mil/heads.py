@@ -61,7 +61,7 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _weighted_std(attention: torch.Tensor, h: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """Standard deviation of tiles ``h`` (b x n x h) under each attention row (b x k x n) about ``mean`` (b x k x h)."""
-    var = torch.einsum("bkn,bknh->bkh", attention, (h.unsqueeze(1) - mean.unsqueeze(2)).square())  # b x k x h
+    var = (torch.einsum("bkn,bnh->bkh", attention, h.square()) - mean.square()).clamp_min(0.0)  # E[h²] - mean²
     return (var + 1e-6).sqrt()  # the offset keeps the gradient finite where every tile is alike
 
 
@@ -203,8 +203,8 @@ class TransMIL(nn.Module):
             t, weights = block(t, pad)
         cls_to_tiles = weights[:, 0, 1:].masked_fill(~valid, 0.0)  # b x n
         attention = cls_to_tiles / cls_to_tiles.sum(dim=1, keepdim=True).clamp_min(1e-12)  # b x n
-        t = self.norm(t)  # b x (1 + n) x h
+        cls = self.norm(t[:, 0])  # b x h
         if self.pool_std:  # the class token beside the spread of the tile tokens under its attention
-            spread = _pool(attention.unsqueeze(1), t[:, 1:], with_std=True)[:, 0, t.shape[2] :]  # b x h
-            return MILOutput(self.classifier(torch.cat([t[:, 0], spread], dim=1)), attention)
-        return MILOutput(self.classifier(t[:, 0]), attention)
+            spread = _pool(attention.unsqueeze(1), self.norm(t[:, 1:]), with_std=True)[:, 0, cls.shape[1] :]  # b x h
+            cls = torch.cat([cls, spread], dim=1)
+        return MILOutput(self.classifier(cls), attention)
