@@ -74,7 +74,8 @@ def gap_warning(head_bacc: float | None, baseline_bacc: float | None, head: str,
         return None
     hint = hint or (
         "Try more max_epochs and patience, a lower lr (or a higher one if the training loss barely falls), "
-        "dropout 0, or the meanpool config; with few slides, the baseline may simply be the better model"
+        "dropout 0, head.pooled_linear: true where it is off, or the meanpool config; with few slides, the baseline "
+        "may simply be the better model"
     )
     return (
         f"the {head}'s balanced accuracy {head_bacc:.3f} is {baseline_bacc - head_bacc:.3f} below the "

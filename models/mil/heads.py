@@ -9,6 +9,8 @@ first standardises its input (``head.standardise``, fitted on the training tiles
 embeddings beside their weighted mean (or class token): on random-weight and other generic encoders
 much of the class signal lies in how tiles vary within a slide, which a mean alone hides. The
 default ``False`` is the original pooling, so model cards written without the option rebuild exactly.
+``pooled_linear=True`` adds a linear classifier of the bag's mean and std tile, standardised over the
+training slides, to the logits (:mod:`models.mil.bag_linear`); off by default for the same reason.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from liposcope.models.mil._registry import register_mil
+from liposcope.models.mil.bag_linear import BagLinear
 from liposcope.models.mil.standardise import InputStandardiser
 
 
@@ -71,6 +74,11 @@ def _pool(attention: torch.Tensor, h: torch.Tensor, with_std: bool) -> torch.Ten
     return torch.cat([mean, _weighted_std(attention, h, mean)], dim=-1) if with_std else mean
 
 
+def _linear_read(read: BagLinear | None, logits: torch.Tensor, z: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``logits`` plus the linear read of the pooled tiles ``z`` where the head has one (``pooled_linear``)."""
+    return logits if read is None else logits + read(z, valid)
+
+
 def _mlp(in_dim: int, hidden_dim: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout))
 
@@ -80,21 +88,30 @@ class MeanPool(nn.Module):
     """Baseline: project tiles, average them, classify. Attention is uniform over valid tiles."""
 
     def __init__(
-        self, in_dim: int, n_classes: int, *, hidden_dim: int = 256, dropout: float = 0.1, pool_std: bool = False
+        self,
+        in_dim: int,
+        n_classes: int,
+        *,
+        hidden_dim: int = 256,
+        dropout: float = 0.1,
+        pool_std: bool = False,
+        pooled_linear: bool = False,
     ) -> None:
         super().__init__()
         self.in_dim = in_dim
         self.pool_std = pool_std
         self.standardise = InputStandardiser(in_dim)
+        self.bag_linear = BagLinear(in_dim, n_classes) if pooled_linear else None
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.classifier = nn.Linear(hidden_dim * (1 + pool_std), n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
         attention = valid.float() / valid.sum(dim=1, keepdim=True)  # b x n
-        h = self.project(self.standardise(x))  # b x n x h
+        z = self.standardise(x)  # b x n x d
+        h = self.project(z)  # b x n x h
         pooled = _pool(attention.unsqueeze(1), h, self.pool_std)[:, 0]  # b x h (x 2 with the std)
-        return MILOutput(self.classifier(pooled), attention)
+        return MILOutput(_linear_read(self.bag_linear, self.classifier(pooled), z, valid), attention)
 
 
 @register_mil("abmil")
@@ -117,11 +134,13 @@ class GatedABMIL(nn.Module):
         dropout: float = 0.25,
         branches: int = 1,
         pool_std: bool = False,
+        pooled_linear: bool = False,
     ) -> None:
         super().__init__()
         self.in_dim = in_dim
         self.pool_std = pool_std
         self.standardise = InputStandardiser(in_dim)
+        self.bag_linear = BagLinear(in_dim, n_classes) if pooled_linear else None
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.attn_tanh = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Tanh(), nn.Dropout(dropout))
         self.attn_gate = nn.Sequential(nn.Linear(hidden_dim, attn_dim), nn.Sigmoid(), nn.Dropout(dropout))
@@ -130,12 +149,13 @@ class GatedABMIL(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
-        h = self.project(self.standardise(x))  # b x n x h
+        z = self.standardise(x)  # b x n x d
+        h = self.project(z)  # b x n x h
         gated = self.attn_tanh(h) * self.attn_gate(h)  # b x n x a
         scores = self.attn_score(gated).transpose(1, 2)  # b x k x n
         attention = _masked_softmax(scores, valid.unsqueeze(1).expand_as(scores))  # b x k x n
         pooled = _pool(attention, h, self.pool_std)  # b x k x h (x 2 with the std)
-        logits = self.classifier(pooled.flatten(1))  # b x c
+        logits = _linear_read(self.bag_linear, self.classifier(pooled.flatten(1)), z, valid)  # b x c
         # report the branch that adds most to the predicted class's logit: where the answer came from
         weight = self.classifier.weight.view(len(logits[0]), len(pooled[0]), -1)  # c x k x h
         contribution = torch.einsum("ckh,bkh->bck", weight, pooled)  # b x c x k
@@ -178,6 +198,7 @@ class TransMIL(nn.Module):
         n_heads: int = 4,
         dropout: float = 0.1,
         pool_std: bool = False,
+        pooled_linear: bool = False,
     ) -> None:
         super().__init__()
         if hidden_dim % n_heads:
@@ -186,6 +207,7 @@ class TransMIL(nn.Module):
         self.in_dim = in_dim
         self.pool_std = pool_std
         self.standardise = InputStandardiser(in_dim)
+        self.bag_linear = BagLinear(in_dim, n_classes) if pooled_linear else None
         self.project = _mlp(in_dim, hidden_dim, dropout)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, hidden_dim))
         nn.init.normal_(self.cls_token, std=0.02)
@@ -195,7 +217,8 @@ class TransMIL(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
-        h = self.project(self.standardise(x))  # b x n x h
+        z = self.standardise(x)  # b x n x d
+        h = self.project(z)  # b x n x h
         t = torch.cat([self.cls_token.expand(len(h), -1, -1), h], dim=1)  # b x (1 + n) x h
         pad = torch.cat([torch.zeros_like(valid[:, :1]), ~valid], dim=1)  # b x (1 + n), True = ignore
         weights = torch.zeros(0)
@@ -207,4 +230,4 @@ class TransMIL(nn.Module):
         if self.pool_std:  # the class token beside the spread of the tile tokens under its attention
             spread = _pool(attention.unsqueeze(1), self.norm(t[:, 1:]), with_std=True)[:, 0, cls.shape[1] :]  # b x h
             cls = torch.cat([cls, spread], dim=1)
-        return MILOutput(self.classifier(cls), attention)
+        return MILOutput(_linear_read(self.bag_linear, self.classifier(cls), z, valid), attention)

@@ -60,6 +60,10 @@ def fit_standardiser(module: nn.Module, bags: Sequence[torch.Tensor]) -> None:
     standardise = getattr(module, "standardise", None)
     if isinstance(standardise, InputStandardiser):
         standardise.fit(bags)
+        bag_linear = getattr(module, "bag_linear", None)
+        if bag_linear is not None:  # its slide-level statistics are of the standardised tiles
+            with torch.no_grad():
+                bag_linear.fit([standardise(b) for b in bags])
 
 
 def robust_stats(bags: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

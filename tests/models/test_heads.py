@@ -7,19 +7,22 @@ import torch
 
 from liposcope.errors import ConfigError
 from liposcope.models.mil import MILOutput, create_mil, list_mil
+from liposcope.models.mil.bag_linear import bag_moments
+from liposcope.models.mil.standardise import fit_standardiser
 
 HEADS = ("abmil", "meanpool", "transmil")
+OPTIONS = ({}, {"pool_std": True}, {"pool_std": True, "pooled_linear": True})
 
 
 def test_registry_lists_all_heads() -> None:
     assert list_mil() == sorted(HEADS)
 
 
-@pytest.mark.parametrize("pool_std", [False, True])
+@pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("name", HEADS)
-def test_output_shapes_and_attention_sums_to_one(name: str, pool_std: bool) -> None:
+def test_output_shapes_and_attention_sums_to_one(name: str, options: dict[str, bool]) -> None:
     torch.manual_seed(0)
-    head = create_mil(name, in_dim=16, n_classes=4, pool_std=pool_std).eval()
+    head = create_mil(name, in_dim=16, n_classes=4, **options).eval()
     out = head(torch.randn(3, 11, 16))
     assert isinstance(out, MILOutput)
     assert out.logits.shape == (3, 4)
@@ -28,11 +31,13 @@ def test_output_shapes_and_attention_sums_to_one(name: str, pool_std: bool) -> N
     assert bool((out.attention >= 0).all())
 
 
-@pytest.mark.parametrize("pool_std", [False, True])
+@pytest.mark.parametrize("options", OPTIONS)
 @pytest.mark.parametrize("name", HEADS)
-def test_mask_zeroes_padding_and_matches_unpadded_bag(name: str, pool_std: bool) -> None:
+def test_mask_zeroes_padding_and_matches_unpadded_bag(name: str, options: dict[str, bool]) -> None:
     torch.manual_seed(0)
-    head = create_mil(name, in_dim=8, n_classes=3, pool_std=pool_std).eval()
+    head = create_mil(name, in_dim=8, n_classes=3, **options).eval()
+    if head.bag_linear is not None:  # zero at init; random weights make padding leaking into it visible
+        torch.nn.init.normal_(head.bag_linear.linear.weight)
     bag = torch.randn(1, 5, 8)
     padded = torch.cat([bag, torch.randn(1, 4, 8) * 100], dim=1)  # b x 9 x d, last 4 are padding
     mask = torch.tensor([[True] * 5 + [False] * 4])
@@ -63,15 +68,28 @@ def test_std_pooling_tells_apart_bags_with_the_same_mean(pool_std: bool) -> None
     assert torch.allclose(same, spread) != pool_std
 
 
+def test_pooled_linear_rescales_a_small_between_slide_shift_to_unit_spread() -> None:
+    """Slides whose mean tile differs by 0.05 tile spreads: after slide-level standardisation, by about one."""
+    torch.manual_seed(0)
+    bags = [torch.randn(2500, 4) + 0.05 * (i % 2) for i in range(20)]
+    head = create_mil("meanpool", in_dim=4, n_classes=2, pooled_linear=True).eval()
+    assert head.bag_linear is not None
+    assert torch.count_nonzero(head.bag_linear.linear.weight) == 0  # the linear read starts at zero
+    fit_standardiser(head, bags)
+    read = head.bag_linear.standardise(bag_moments(head.standardise(torch.stack(bags)), torch.ones(20, 2500).bool()))
+    shift = read[1::2, :4].mean(dim=0) - read[0::2, :4].mean(dim=0)  # between the two groups of slides, per dim
+    assert bool((shift > 0.5).all())  # the tile-level standardiser alone leaves a shift of ~0.05
+
+
 def test_default_pooling_keeps_the_original_classifier_width() -> None:
     """Cards written before ``pool_std`` existed rebuild to the same shapes."""
     assert create_mil("abmil", 8, 3, hidden_dim=16, branches=2).classifier.in_features == 32
     assert create_mil("abmil", 8, 3, hidden_dim=16, branches=2, pool_std=True).classifier.in_features == 64
 
 
-@pytest.mark.parametrize("pool_std", [False, True])
-def test_gradients_reach_all_parameters(pool_std: bool) -> None:
-    head = create_mil("transmil", in_dim=8, n_classes=2, n_layers=1, n_heads=2, hidden_dim=16, pool_std=pool_std)
+@pytest.mark.parametrize("options", OPTIONS)
+def test_gradients_reach_all_parameters(options: dict[str, bool]) -> None:
+    head = create_mil("transmil", in_dim=8, n_classes=2, n_layers=1, n_heads=2, hidden_dim=16, **options)
     head(torch.randn(2, 6, 8)).logits.sum().backward()
     assert all(p.grad is not None for p in head.parameters())
 

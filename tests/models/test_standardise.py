@@ -54,12 +54,15 @@ def test_sparse_dimension_falls_back_to_std_and_constant_dimension_is_finite() -
     assert float(scale[2]) > 0  # all-zero dimension: floored, not 0
 
 
+@pytest.mark.parametrize("pooled_linear", [False, True])
 @pytest.mark.parametrize("head", ["abmil", "meanpool", "transmil"])
-def test_fitted_heads_give_the_same_logits_at_any_feature_scale(head: str) -> None:
+def test_fitted_heads_give_the_same_logits_at_any_feature_scale(head: str, pooled_linear: bool) -> None:
     outputs = []
     for factor in (1.0, 1e-3, 1e3):
         torch.manual_seed(0)
-        module = create_mil(head, 12, 3, hidden_dim=16).eval()
+        module = create_mil(head, 12, 3, hidden_dim=16, pooled_linear=pooled_linear).eval()
+        if module.bag_linear is not None:  # zero at init: give the linear read weights that show a scale error
+            torch.nn.init.normal_(module.bag_linear.linear.weight)
         bags = _bags(factor)
         fit_standardiser(module, bags)
         outputs.append(module(torch.stack(bags[:2])).logits)
@@ -68,11 +71,16 @@ def test_fitted_heads_give_the_same_logits_at_any_feature_scale(head: str) -> No
 
 
 def test_standardisation_travels_in_the_safetensors(tmp_path: Path) -> None:
-    module = create_mil("abmil", 12, 3, hidden_dim=16, attn_dim=8, dropout=0.0)
+    module = create_mil("abmil", 12, 3, hidden_dim=16, attn_dim=8, dropout=0.0, pooled_linear=True)
     fit_standardiser(module, _bags(50.0))
-    card = dataclasses.replace(_card(), standardisation={"method": "test"})
+    torch.nn.init.normal_(module.bag_linear.linear.weight)
+    head = dataclasses.replace(_card().head, config={**_card().head.config, "pooled_linear": True})
+    card = dataclasses.replace(_card(), head=head, standardisation={"method": "test"})
     folder = save_model(tmp_path / "m", module, card)
-    assert {"standardise.loc", "standardise.scale"} <= set(load_file(str(folder / WEIGHTS_FILE)))
+    saved = set(load_file(str(folder / WEIGHTS_FILE)))
+    assert {"standardise.loc", "standardise.scale", "bag_linear.standardise.loc", "bag_linear.standardise.scale"} <= (
+        saved
+    )
     loaded, _ = load_mil(folder)
     x = torch.stack(_bags(50.0, seed=1)[:2])
     assert torch.allclose(loaded(x).logits, module.eval()(x).logits, atol=1e-5)

@@ -74,9 +74,9 @@ def test_each_head_learns_from_tiny_random_backbones(
 
 @pytest.fixture(scope="module")
 def held_out_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seed and a stain spread never used while choosing the defaults."""
+    """A seed and a stain spread never used while choosing the defaults (86420 / 1.4 was, from stop 29 on)."""
     root = tmp_path_factory.mktemp("any_backbone_slow")
-    write_cohort(root / "slides", n_slides=32, seed=86420, width_px=4000, height_px=3000, stain_variation=1.4)
+    write_cohort(root / "slides", n_slides=32, seed=27182, width_px=4000, height_px=3000, stain_variation=1.3)
     return root
 
 

@@ -56,3 +56,12 @@ def test_temperature_softens_overconfident_logits() -> None:
     t = fit_temperature(hot, y)
     assert 4 < t < 16
     assert expected_calibration_error(y, softmax(hot, t)) < expected_calibration_error(y, softmax(hot))
+
+
+def test_temperature_stays_1_when_every_out_of_fold_call_is_right() -> None:
+    """With no error the NLL only falls as T shrinks; the fit must not return its lower bound."""
+    y = np.array([0, 1, 2, 0])
+    logits = np.eye(3)[y] * 2.0
+    assert fit_temperature(logits, y) == 1.0
+    logits[3] = [0.0, 2.0, 0.0]  # one wrong call: now there is a minimum to fit
+    assert fit_temperature(logits, y) != 1.0
