@@ -98,7 +98,8 @@ def test_saved_model_reloads_with_card(run: TrainResult, cohort_dir: Path) -> No
     _, card = load_mil(run.model_dir)
     assert card.classes == CLASSES
     assert card.head == HeadSpec(
-        "abmil", {"hidden_dim": 32, "attn_dim": 16, "dropout": 0.25, "branches": 2, "pool_std": True}
+        "abmil",
+        {"hidden_dim": 32, "attn_dim": 16, "dropout": 0.25, "branches": 2, "pool_std": True, "pooled_linear": True},
     )
     assert (card.backbone.name, card.backbone.feature_dim) == ("test_vit", 16)
     assert card.backbone.normalisation.mean == (0.485, 0.456, 0.406)
