@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from liposcope.models.mil.pooling import uniform_attention, weighted_moments
 from liposcope.models.mil.standardise import InputStandardiser
 
 
@@ -25,10 +26,8 @@ def bag_moments(z: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         >>> bag_moments(torch.ones(1, 3, 2), torch.ones(1, 3, dtype=torch.bool)).tolist()
         [[1.0, 1.0, 0.0, 0.0]]
     """
-    w = (valid.float() / valid.sum(dim=1, keepdim=True)).unsqueeze(-1)  # b x n x 1
-    mean = (w * z).sum(dim=1)  # b x d
-    var = ((w * z.square()).sum(dim=1) - mean.square()).clamp_min(0.0)
-    return torch.cat([mean, var.sqrt()], dim=1)
+    mean, var = weighted_moments(uniform_attention(valid).unsqueeze(1), z)  # b x 1 x d each
+    return torch.cat([mean, var.sqrt()], dim=-1)[:, 0]
 
 
 class BagLinear(nn.Module):

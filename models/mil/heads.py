@@ -22,6 +22,7 @@ from torch import nn
 
 from liposcope.models.mil._registry import register_mil
 from liposcope.models.mil.bag_linear import BagLinear
+from liposcope.models.mil.pooling import uniform_attention, weighted_moments
 from liposcope.models.mil.standardise import InputStandardiser
 
 
@@ -62,16 +63,12 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores, dim=-1)
 
 
-def _weighted_std(attention: torch.Tensor, h: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Standard deviation of tiles ``h`` (b x n x h) under each attention row (b x k x n) about ``mean`` (b x k x h)."""
-    var = (torch.einsum("bkn,bnh->bkh", attention, h.square()) - mean.square()).clamp_min(0.0)  # E[h²] - mean²
-    return (var + 1e-6).sqrt()  # the offset keeps the gradient finite where every tile is alike
-
-
 def _pool(attention: torch.Tensor, h: torch.Tensor, with_std: bool) -> torch.Tensor:
     """Weighted mean of tiles ``h`` (b x n x h) under each attention row (b x k x n): b x k x h, x 2 with the std."""
-    mean = torch.einsum("bkn,bnh->bkh", attention, h)  # b x k x h
-    return torch.cat([mean, _weighted_std(attention, h, mean)], dim=-1) if with_std else mean
+    if not with_std:
+        return torch.einsum("bkn,bnh->bkh", attention, h)
+    mean, var = weighted_moments(attention, h)
+    return torch.cat([mean, (var + 1e-6).sqrt()], dim=-1)  # the offset keeps the gradient finite where tiles are alike
 
 
 def _linear_read(read: BagLinear | None, logits: torch.Tensor, z: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -107,7 +104,7 @@ class MeanPool(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MILOutput:
         valid = check_bag(x, mask, self.in_dim)  # b x n
-        attention = valid.float() / valid.sum(dim=1, keepdim=True)  # b x n
+        attention = uniform_attention(valid)  # b x n
         z = self.standardise(x)  # b x n x d
         h = self.project(z)  # b x n x h
         pooled = _pool(attention.unsqueeze(1), h, self.pool_std)[:, 0]  # b x h (x 2 with the std)
