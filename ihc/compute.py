@@ -52,7 +52,7 @@ def score_open_slide(slide: Slide, marker: Marker, region: Box | None, tissue: T
         )
         raise SlideError(msg)
     box = check_region(slide, region)
-    mask, thumbnail = detect_tissue(slide, tissue)
+    mask, thumbnail = detect_tissue(slide, tissue, he=False)
     deconvolver = make_deconvolver(thumbnail, mask.resized(thumbnail.shape[:2]), marker.stains)
     nuclei = _stream_nuclei(slide, mask, box, marker, deconvolver)
     grades = grade(nuclei.dab_od, marker.intensity)

@@ -134,7 +134,7 @@ def write_artefact_slide(
 
     Returns:
         The truth masks at level-0 / ``mask_downsample``: ``tissue`` (not under ink or padding), ``ink``,
-        ``padding``.
+        ``padding`` and ``ink_over_tissue`` (the part of ``ink`` drawn over tissue).
     """
     slide = make_slide(label=label, seed=seed, width_px=width_px, height_px=height_px, mpp=mpp)
     rng = np.random.default_rng(seed + 9973)
@@ -148,7 +148,7 @@ def write_artefact_slide(
     write_pyramid(out, art.render, width_px, height_px, mpp, description=f"liposcope synthetic slide {out.stem} ink")
     ink, pad = art.masks(mask_downsample)
     tissue = slide.tissue.mask(width_px, height_px, mpp, mask_downsample)[: ink.shape[0], : ink.shape[1]]
-    truth = {"tissue": tissue & ~ink & ~pad, "ink": ink, "padding": pad}
+    truth = {"tissue": tissue & ~ink & ~pad, "ink": ink, "padding": pad, "ink_over_tissue": ink & tissue}
     for name, mask in truth.items():
         write_png(out.with_name(f"{out.stem}.{name}.png"), mask.astype(np.uint8) * 255)
     write_json(

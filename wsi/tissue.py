@@ -82,8 +82,11 @@ class TissueMask:
         return out
 
 
-def detect_tissue(slide: Slide, params: TissueParams | None = None) -> tuple[TissueMask, np.ndarray]:
-    """Find tissue at ``params.mask_mpp``; the overview is read in strips and kept only as uint8 OD.
+def detect_tissue(
+    slide: Slide, params: TissueParams | None = None, *, he: bool = True
+) -> tuple[TissueMask, np.ndarray]:
+    """Find tissue at ``params.mask_mpp``; the overview is read in strips and kept only as uint8 OD. ``he``:
+    the slide is H&E, so ink drawn over tissue can be told by colour (see :func:`artefacts`).
 
     Returns:
         The mask and an RGB thumbnail of the slide (for drawing).
@@ -107,7 +110,10 @@ def detect_tissue(slide: Slide, params: TissueParams | None = None) -> tuple[Tis
         raise SlideError(where(slide.path, problem, "check --slide-mpp and the file's dimensions"))
     thumbnail = slide.thumbnail(1600)
     table = od_table(glass_background(thumbnail))
-    strips = [(_od8(strip, table), artefacts(strip, table)) for strip in slide.overview_strips(mask_mpp / slide.mpp)]
+    strips = [
+        (_od8(strip, table), artefacts(strip, table, he=he))
+        for strip in slide.overview_strips(mask_mpp / slide.mpp)
+    ]
     od8, exclude = np.vstack([od for od, _ in strips]), np.vstack([ex for _, ex in strips])
     mask, threshold = mask_from_od8(od8, mask_mpp, params, exclude)
     if not mask.any():
@@ -132,6 +138,8 @@ PADDING_WHITE, PADDING_BLACK = 254, 1
 PADDING_MIN_SHARE = 0.01
 #: Pixels of less total OD carry too little colour to call ink.
 INK_MIN_OD = 0.3
+#: Total OD no stained section reaches at 4 µm/px (real H&E ≤ 2.5 over 20 x 20 µm): overlapping pen strokes.
+INK_DARK_OD = 3.3
 #: Smallest black ink mark (mm², ≈ 70 x 70 µm): smaller dark specks are nuclei or DAB, not pen.
 INK_MIN_MM2 = 0.005
 #: Ink and padding are widened by this much: the soft edge of a stroke is ink too.
@@ -157,14 +165,22 @@ def glass_background(rgb: np.ndarray) -> np.ndarray:
     return estimate_background(rest)
 
 
-def artefacts(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+def artefacts(rgb: np.ndarray, table: np.ndarray, *, he: bool = True) -> np.ndarray:
     """Pen ink and scanner padding, pixels that are never tissue: uint8 codes, 0 none, 1 coloured ink or
-    padding, 2 black (dark and neutral: ink only where it forms a mark, see :func:`mask_from_od8`).
+    padding, 2 black or ink over tissue (ink only where it forms a mark, see :func:`mask_from_od8`).
 
     In optical density (per channel, against the glass) haematoxylin absorbs red and green about equally
     and eosin absorbs green far more than blue, so every H&E mixture has OD_green ≥ 0.75·OD_red and
     OD_blue ≤ 0.75·OD_green. Ink breaks these: red ink absorbs blue like green and hardly any red, blue
-    ink absorbs red most, green ink absorbs green least; black ink absorbs everything, evenly and strongly.
+    ink absorbs red most, green ink absorbs green least; black ink absorbs everything, evenly and strongly,
+    and so do crossing strokes of two inks (more than :data:`INK_DARK_OD` in all). Over eosin, blue and green
+    ink lose those signs but keep others that no real H&E section shows across a whole mark at 4 µm/px (per
+    pixel: OD_blue ≥ 0.32·OD_red, OD_blue ≤ 0.91·OD_green): blue ink leaves OD_blue < 0.3·OD_red or
+    OD_red > 1.3·OD_green, green ink OD_blue > OD_green, or over dense eosin a dark neutral grey (every channel
+    above 0.5, OD_blue > 0.7·OD_green, OD_red > 0.8·OD_green; in real H&E only specks of a few pixels).
+    Being rarer departures, these count like black, only as whole marks. Red ink over eosin has eosin's colour
+    and stays. DAB breaks the same H&E rules (it absorbs blue most), so on IHC (``he=False``) only black,
+    dark and coloured ink are marks.
     """
     r, g, b = table[0][rgb[..., 0]], table[1][rgb[..., 1]], table[2][rgb[..., 2]]
     coloured = r + g + b > INK_MIN_OD
@@ -172,8 +188,11 @@ def artefacts(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
     blue = (r > 1.3 * g) & (r > 5.0 * b)
     green = (g < 0.8 * r) & (g < 0.8 * b)
     low, high = np.minimum(np.minimum(r, g), b), np.maximum(np.maximum(r, g), b)
-    black = (low > 0.9) & (high < 1.6 * low)
-    out: np.ndarray = np.where((coloured & (red | blue | green)) | padding(rgb), 1, np.where(black, 2, 0))
+    black = ((low > 0.9) & (high < 1.6 * low)) | (r + g + b > INK_DARK_OD)
+    blue_on_tissue = (r > 0.5) & ((b < 0.3 * r) | (r > 1.3 * g))
+    green_on_tissue = (g > 0.5) & ((b > g) | ((low > 0.5) & (b > 0.7 * g) & (r > 0.8 * g)))
+    mark = black | (he & (blue_on_tissue | green_on_tissue))
+    out: np.ndarray = np.where((coloured & (red | blue | green)) | padding(rgb), 1, np.where(mark, 2, 0))
     return out.astype(np.uint8)
 
 
@@ -200,12 +219,14 @@ def mask_from_od8(
     threshold = float(np.clip(otsu * 3.0 / 255.0, params.min_od, params.max_od))
     mask = (od8 > threshold * 255.0 / 3.0).astype(np.uint8)
     px_per_mm2 = (1000.0 / mpp) ** 2
-    if exclude is not None:  # black marks are large: a dark nucleus or a small cluster of them is not ink
+    if exclude is not None:  # code-2 marks are large: a dark nucleus or a cluster of them is not ink
         exclude = (exclude == 1) | _large(exclude == 2, INK_MIN_MM2 * px_per_mm2)
     if exclude is not None and exclude.any():  # with the soft rim of ink strokes, ≈ 12 µm
         rim = max(1, round(INK_RIM_UM / mpp))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))
-        exclude = cv2.dilate(exclude.astype(np.uint8), disk) > 0
+        exclude = cv2.dilate(exclude.astype(np.uint8), disk)
+        _fill_holes(exclude, INK_MIN_MM2 * px_per_mm2)  # where strokes cross, a dark core enclosed by ink
+        exclude = exclude > 0
         mask[exclude] = 0
     else:
         exclude = None
