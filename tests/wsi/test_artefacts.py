@@ -122,3 +122,12 @@ def test_real_svs_keeps_its_tissue(shared_data: Path) -> None:
         grid = build_grid(slide, mask, TileSpec(0.5, 256, 0, 0.5))
     assert 0.5 <= mask.area_mm2 <= 0.75  # the tissue, not the glass between its fragments
     assert (grid.tissue_fraction >= 0.5).all()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("image", ["ROI_1", "ROI_127"])
+def test_dab_is_not_ink_over_tissue_on_ihc(shared_data: Path, image: str) -> None:
+    """DAB absorbs blue most, as green ink over eosin does: on IHC the H&E-only colour rules stay off."""
+    rgb = cv2.cvtColor(cv2.imread(str(shared_data / "ihc" / "deepliif" / f"{image}.png")), cv2.COLOR_BGR2RGB)
+    table = od_table(glass_background(rgb))
+    assert (artefacts(rgb, table, he=False) > 0).mean() <= 0.002
